@@ -1,0 +1,301 @@
+//! DynamoDB adapter. One item per NAT (`pk` = NAT ID) holds the recording lock, the parked
+//! task token and the last stop signal; one counter item per NAT (`pk` = `count#<NAT ID>`)
+//! counts the recordings that started. `expires_at` is the table's TTL attribute and is set
+//! only while a lock is held.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use sha2::{Digest, Sha256};
+
+use crate::error::{service_code, RecorderError, Result};
+use crate::nat::NatGatewayId;
+use crate::ports::{Acquired, LockRequest, Parked, RecordingStore, StopReason, StopSignal};
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+pub fn counter_key(nat_id: &NatGatewayId) -> String {
+    format!("count#{nat_id}")
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+fn err<E>(op: &'static str, e: &crate::error::SdkError<E>) -> RecorderError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    RecorderError::from_sdk("DynamoDB", op, e)
+}
+
+fn stop_reason(item: &Item) -> StopReason {
+    match get_s(item, "last_stop_reason") {
+        Some("alarm_insufficient_data") => StopReason::AlarmInsufficientData,
+        _ => StopReason::AlarmOk,
+    }
+}
+
+#[async_trait]
+impl RecordingStore for DynamoStore {
+    async fn acquire(&self, lock: &LockRequest) -> Result<Acquired> {
+        let key = s(lock.nat_id.as_str());
+        // A retry of the execution that already holds the lock keeps it (and is not counted twice).
+        let current = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key.clone())
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| err("GetItem", &e))?;
+        if current.item().and_then(|i| get_s(i, "execution")) == Some(lock.execution.as_str()) {
+            return Ok(Acquired::Acquired);
+        }
+        let take = Update::builder()
+            .table_name(&self.table)
+            .key("pk", key)
+            .update_expression(
+                "SET execution = :e, alarm_at_ms = :a, expires_at = :x REMOVE #token, flow_log_ids",
+            )
+            .condition_expression(
+                "attribute_not_exists(execution) OR execution = :e OR expires_at < :now",
+            )
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":e", s(&lock.execution))
+            .expression_attribute_values(":a", n(lock.alarm_at_ms))
+            .expression_attribute_values(":x", n(lock.expires_at_s))
+            .expression_attribute_values(":now", n(lock.now_s))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(take).build());
+        if lock.max_recordings > 0 {
+            let limit = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(counter_key(&lock.nat_id)))
+                .condition_expression("attribute_not_exists(started) OR started < :max")
+                .expression_attribute_values(":max", n(lock.max_recordings))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
+            tx = tx.transact_items(TransactWriteItem::builder().condition_check(limit).build());
+        }
+        match tx.send().await {
+            Ok(_) => Ok(Acquired::Acquired),
+            Err(e) => {
+                let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                    e.as_service_error()
+                else {
+                    return Err(err("TransactWriteItems", &e));
+                };
+                let reasons = c.cancellation_reasons();
+                let failed = |i: usize| {
+                    reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                };
+                if failed(0) {
+                    let holder = reasons[0]
+                        .item()
+                        .and_then(|i| get_s(i, "execution"))
+                        .unwrap_or("another execution");
+                    Ok(Acquired::HeldBy(holder.to_string()))
+                } else if failed(1) {
+                    let count = reasons[1]
+                        .item()
+                        .and_then(|i| get_n(i, "started"))
+                        .unwrap_or(0);
+                    Ok(Acquired::LimitReached(count.max(0) as u64))
+                } else {
+                    Err(err("TransactWriteItems", &e))
+                }
+            }
+        }
+    }
+
+    async fn mark_started(
+        &self,
+        nat_id: &NatGatewayId,
+        execution: &str,
+        flow_log_ids: &[String],
+    ) -> Result<()> {
+        let record = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .update_expression("SET flow_log_ids = :ids")
+            .condition_expression("execution = :e")
+            .expression_attribute_values(
+                ":ids",
+                AttributeValue::L(flow_log_ids.iter().map(s).collect()),
+            )
+            .expression_attribute_values(":e", s(execution))
+            .build()
+            .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(counter_key(nat_id)))
+            .update_expression("ADD started :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
+        // The request token makes a retried call (same execution) count once.
+        let token: String = Sha256::digest(format!("{execution}#started"))
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let result = self
+            .client
+            .transact_write_items()
+            .client_request_token(token)
+            .transact_items(TransactWriteItem::builder().update(record).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("TransactionCanceledException") => {
+                Err(RecorderError::LockLost {
+                    nat_id: nat_id.to_string(),
+                    holder: "another execution or nobody".into(),
+                })
+            }
+            Err(e) => Err(err("TransactWriteItems", &e)),
+        }
+    }
+
+    async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .update_expression("SET #token = :t")
+            .condition_expression("execution = :e")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":t", s(token))
+            .expression_attribute_values(":e", s(execution))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) if service_code(&e) == Some(CONDITION_FAILED) => {
+                let holder = e
+                    .as_service_error()
+                    .and_then(|s| match s {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                            c.item().and_then(|i| get_s(i, "execution")).map(str::to_string)
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "nobody".into());
+                return Err(RecorderError::LockLost {
+                    nat_id: nat_id.to_string(),
+                    holder,
+                });
+            }
+            Err(e) => return Err(err("UpdateItem", &e)),
+        };
+        let alarm_at = get_n(&item, "alarm_at_ms").unwrap_or(i64::MAX);
+        match get_n(&item, "last_stop_at_ms") {
+            Some(at_ms) if at_ms > alarm_at => Ok(Parked::StopAlreadyRequested(StopSignal {
+                reason: stop_reason(&item),
+                at_ms,
+            })),
+            _ => Ok(Parked::Waiting),
+        }
+    }
+
+    async fn request_stop(
+        &self,
+        nat_id: &NatGatewayId,
+        signal: &StopSignal,
+    ) -> Result<Option<String>> {
+        let reason = match signal.reason {
+            StopReason::AlarmOk => "alarm_ok",
+            StopReason::AlarmInsufficientData => "alarm_insufficient_data",
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .update_expression("SET last_stop_at_ms = :t, last_stop_reason = :r")
+            .condition_expression("attribute_not_exists(last_stop_at_ms) OR last_stop_at_ms < :t")
+            .expression_attribute_values(":t", n(signal.at_ms))
+            .expression_attribute_values(":r", s(reason))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            // A newer stop signal is already stored: this one is stale.
+            Err(e) if service_code(&e) == Some(CONDITION_FAILED) => return Ok(None),
+            Err(e) => return Err(err("UpdateItem", &e)),
+        };
+        let recording_started_before =
+            get_n(&item, "alarm_at_ms").is_some_and(|a| a < signal.at_ms);
+        match (get_s(&item, "execution"), get_s(&item, "token")) {
+            (Some(_), Some(token)) if recording_started_before => Ok(Some(token.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .update_expression("REMOVE execution, #token, flow_log_ids, expires_at, alarm_at_ms")
+            .condition_expression("execution = :e")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":e", s(execution))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if service_code(&e) == Some(CONDITION_FAILED) => Ok(false),
+            Err(e) => Err(err("UpdateItem", &e)),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! EC2 adapter: NAT Gateways and flow logs.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    AvailabilityMode, FlowLogsResourceType, LogDestinationType, ResourceType, Tag,
+    TagSpecification, TrafficType,
+};
+use aws_sdk_ec2::Client;
+
+use crate::error::{service_code, RecorderError, Result};
+use crate::nat::{FlowLogTarget, NatGateway, NatGatewayId};
+use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory};
+
+#[derive(Clone)]
+pub struct Ec2 {
+    client: Client,
+}
+
+impl Ec2 {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl NatDirectory for Ec2 {
+    async fn describe(&self, id: &NatGatewayId) -> Result<Option<NatGateway>> {
+        let out = match self
+            .client
+            .describe_nat_gateways()
+            .nat_gateway_ids(id.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if service_code(&e) == Some("NatGatewayNotFound") => return Ok(None),
+            Err(e) => return Err(RecorderError::from_sdk("EC2", "DescribeNatGateways", &e)),
+        };
+        let Some(nat) = out
+            .nat_gateways()
+            .iter()
+            .find(|n| n.nat_gateway_id() == Some(id.as_str()))
+        else {
+            return Ok(None);
+        };
+        let mut interfaces: Vec<String> = Vec::new();
+        for eni in nat
+            .nat_gateway_addresses()
+            .iter()
+            .filter_map(|a| a.network_interface_id())
+        {
+            if !interfaces.iter().any(|i| i == eni) {
+                interfaces.push(eni.to_string());
+            }
+        }
+        Ok(Some(NatGateway {
+            id: id.clone(),
+            state: nat
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            vpc_id: nat.vpc_id().map(str::to_string),
+            regional: nat.availability_mode() == Some(&AvailabilityMode::Regional),
+            interfaces,
+        }))
+    }
+}
+
+#[async_trait]
+impl FlowLogs for Ec2 {
+    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>> {
+        let (resource_type, ids) = match &req.target {
+            FlowLogTarget::Interfaces(enis) => {
+                (FlowLogsResourceType::NetworkInterface, enis.clone())
+            }
+            FlowLogTarget::RegionalNatGateway(nat) => (
+                FlowLogsResourceType::RegionalNatGateway,
+                vec![nat.to_string()],
+            ),
+        };
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::VpcFlowLog)
+            .set_tags(Some(
+                req.tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        let out = self
+            .client
+            .create_flow_logs()
+            .resource_type(resource_type)
+            .set_resource_ids(Some(ids))
+            .traffic_type(TrafficType::All)
+            .log_destination_type(LogDestinationType::CloudWatchLogs)
+            .log_group_name(&req.log_group)
+            .deliver_logs_permission_arn(&req.delivery_role_arn)
+            .log_format(&req.log_format)
+            .max_aggregation_interval(req.max_aggregation_seconds)
+            .client_token(&req.client_token)
+            .tag_specifications(tags)
+            .send()
+            .await
+            .map_err(|e| RecorderError::from_sdk("EC2", "CreateFlowLogs", &e))?;
+        let failures: Vec<String> = out
+            .unsuccessful()
+            .iter()
+            .map(|u| {
+                let err = u.error();
+                format!(
+                    "{}: {} ({})",
+                    u.resource_id().unwrap_or("?"),
+                    err.and_then(|e| e.message()).unwrap_or("no message"),
+                    err.and_then(|e| e.code()).unwrap_or("no code")
+                )
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Err(RecorderError::FlowLogsFailed(failures.join("; ")));
+        }
+        let ids: Vec<String> = out.flow_log_ids().to_vec();
+        if ids.is_empty() {
+            return Err(RecorderError::FlowLogsFailed(
+                "CreateFlowLogs returned no flow log ID".into(),
+            ));
+        }
+        Ok(ids)
+    }
+
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>> {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:{key}"))
+            .values(value)
+            .build();
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .describe_flow_logs()
+            .filter(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeFlowLogs", &e))?;
+            ids.extend(
+                page.flow_logs()
+                    .iter()
+                    .filter_map(|f| f.flow_log_id())
+                    .map(str::to_string),
+            );
+        }
+        Ok(ids)
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<()> {
+        let out = self
+            .client
+            .delete_flow_logs()
+            .set_flow_log_ids(Some(ids.to_vec()))
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            // The whole call fails when an ID is unknown: delete one by one, tolerating NotFound.
+            Err(e) if is_not_found(service_code(&e)) => {
+                for id in ids {
+                    match self.client.delete_flow_logs().flow_log_ids(id).send().await {
+                        Ok(o) => check_unsuccessful(o.unsuccessful())?,
+                        Err(e) if is_not_found(service_code(&e)) => {}
+                        Err(e) => return Err(RecorderError::from_sdk("EC2", "DeleteFlowLogs", &e)),
+                    }
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(RecorderError::from_sdk("EC2", "DeleteFlowLogs", &e)),
+        };
+        check_unsuccessful(out.unsuccessful())
+    }
+}
+
+fn is_not_found(code: Option<&str>) -> bool {
+    matches!(code, Some("InvalidFlowLogId.NotFound"))
+}
+
+fn check_unsuccessful(items: &[aws_sdk_ec2::types::UnsuccessfulItem]) -> Result<()> {
+    let failures: Vec<String> = items
+        .iter()
+        .filter(|u| !is_not_found(u.error().and_then(|e| e.code())))
+        .map(|u| {
+            format!(
+                "{}: {}",
+                u.resource_id().unwrap_or("?"),
+                u.error().and_then(|e| e.message()).unwrap_or("no message")
+            )
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(RecorderError::Aws {
+            service: "EC2",
+            operation: "DeleteFlowLogs",
+            message: failures.join("; "),
+        })
+    }
+}

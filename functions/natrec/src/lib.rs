@@ -1,0 +1,15 @@
+//! natrec: records VPC flow logs on a NAT Gateway only while its traffic spikes.
+//!
+//! The domain logic lives here; every AWS call goes through a port (`ports`) implemented by
+//! an SDK adapter (`adapters`). The Lambda functions in `functions/*` are thin handlers.
+
+pub mod adapters;
+pub mod env;
+pub mod error;
+pub mod event;
+pub mod nat;
+pub mod notice;
+pub mod ports;
+pub mod recording;
+
+pub use error::{RecorderError, Result};

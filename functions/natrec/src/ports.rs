@@ -1,0 +1,130 @@
+//! The narrow interfaces ("ports") through which the domain talks to AWS. Each has one SDK
+//! adapter in `adapters/` and in-memory fakes in the unit tests.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::nat::{FlowLogTarget, NatGateway, NatGatewayId};
+
+/// EC2 DescribeNatGateways.
+#[async_trait]
+pub trait NatDirectory: Send + Sync {
+    /// `Ok(None)` when the NAT Gateway does not exist.
+    async fn describe(&self, id: &NatGatewayId) -> Result<Option<NatGateway>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLogRequest {
+    pub target: FlowLogTarget,
+    pub log_group: String,
+    pub delivery_role_arn: String,
+    pub log_format: String,
+    pub max_aggregation_seconds: i32,
+    pub client_token: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// EC2 Create/Describe/DeleteFlowLogs.
+#[async_trait]
+pub trait FlowLogs: Send + Sync {
+    /// Creates the flow logs; any entry in `Unsuccessful` is an error (`FlowLogsFailed`).
+    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>>;
+    /// IDs of the flow logs carrying tag `key` = `value`.
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>>;
+    /// Deletes flow logs; ones that are already gone count as deleted.
+    async fn delete(&self, ids: &[String]) -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    pub nat_id: NatGatewayId,
+    pub execution: String,
+    /// When the alarm entered ALARM (epoch ms): stop signals older than this are stale.
+    pub alarm_at_ms: i64,
+    pub now_s: i64,
+    /// TTL of the lock (epoch s); an expired lock may be taken over.
+    pub expires_at_s: i64,
+    /// 0 = no limit.
+    pub max_recordings: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    Acquired,
+    HeldBy(String),
+    LimitReached(u64),
+}
+
+/// The signal that ends a recording, stored by the resume side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopSignal {
+    pub reason: StopReason,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    AlarmOk,
+    AlarmInsufficientData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parked {
+    /// Token stored; the resume side will deliver the stop.
+    Waiting,
+    /// A stop arrived before the token was stored: deliver it now.
+    StopAlreadyRequested(StopSignal),
+}
+
+/// DynamoDB: one item per NAT (lock, parked token, last stop signal) and one counter per NAT.
+#[async_trait]
+pub trait RecordingStore: Send + Sync {
+    async fn acquire(&self, lock: &LockRequest) -> Result<Acquired>;
+    /// Records the flow logs and counts the recording as started (idempotent per execution).
+    async fn mark_started(
+        &self,
+        nat_id: &NatGatewayId,
+        execution: &str,
+        flow_log_ids: &[String],
+    ) -> Result<()>;
+    /// Stores the task token if `execution` still holds the lock (else `LockLost`).
+    async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked>;
+    /// Records a stop signal; returns the parked token of a recording that it ends.
+    async fn request_stop(
+        &self,
+        nat_id: &NatGatewayId,
+        signal: &StopSignal,
+    ) -> Result<Option<String>>;
+    /// Releases the lock if `execution` holds it; true if it did.
+    async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOutcome {
+    Delivered,
+    /// The task already ended (timed out, stopped, or the token was used): nothing to do.
+    AlreadyOver(String),
+}
+
+/// Step Functions SendTaskSuccess.
+#[async_trait]
+pub trait TaskTokens: Send + Sync {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<TokenOutcome>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatBytes {
+    /// BytesInFromSource: from the VPC towards the destination.
+    pub upload: u64,
+    /// BytesInFromDestination: from the destination back into the VPC.
+    pub download: u64,
+}
+
+/// CloudWatch GetMetricData on the NAT's byte metrics.
+#[async_trait]
+pub trait NatMetrics: Send + Sync {
+    async fn bytes(&self, nat_id: &NatGatewayId, start_s: i64, end_s: i64) -> Result<NatBytes>;
+}

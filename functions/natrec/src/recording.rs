@@ -1,0 +1,450 @@
+//! The recording lifecycle: start (lock + flow logs), park (token), resume (stop signal),
+//! finish (cleanup + notice). Handlers are thin wrappers around these functions.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::error::{RecorderError, Result};
+use crate::event::{AlarmEvent, AlarmStateValue};
+use crate::nat::{FlowLogTarget, NatGatewayId};
+use crate::notice::{self, Notice};
+use crate::ports::*;
+
+/// The custom flow-log format: everything the analysis needs, in this order. The saved
+/// queries in `queries/` parse exactly this order.
+pub const LOG_FORMAT_FIELDS: &[&str] = &[
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "vpc-id",
+    "subnet-id",
+    "az-id",
+    "flow-direction",
+    "traffic-path",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "tcp-flags",
+    "type",
+];
+
+pub fn log_format() -> String {
+    LOG_FORMAT_FIELDS
+        .iter()
+        .map(|f| format!("${{{f}}}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub const TAG_STACK: &str = "natrec:stack";
+pub const TAG_NAT: &str = "natrec:nat-gateway";
+pub const TAG_EXECUTION: &str = "natrec:execution";
+pub const TAG_EXPIRES: &str = "natrec:expires-at";
+
+/// Extra lock lifetime beyond the recording time, for cleanup and retries.
+pub const LOCK_GRACE_S: i64 = 3600;
+
+/// Deployment settings the start step needs (from the function's environment).
+#[derive(Debug, Clone)]
+pub struct StartSettings {
+    pub stack_name: String,
+    pub log_group: String,
+    pub delivery_role_arn: String,
+    pub recording_time_s: u32,
+    pub max_recordings: u32,
+}
+
+/// What the start step hands to the rest of the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    pub status: StartStatus,
+    pub nat_id: NatGatewayId,
+    pub alarm_name: String,
+    pub execution: String,
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    #[serde(default)]
+    pub flow_log_ids: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub recording_time: u32,
+    pub log_group: String,
+    /// Set when the user must be told although nothing was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartStatus {
+    Recording,
+    /// Another execution is already recording this NAT (duplicate or overlapping alarm).
+    AlreadyRecording,
+    /// NumOfRecordings reached for this NAT.
+    LimitReached,
+}
+
+/// A ClientToken (<= 64 ASCII chars) that is the same for every retry of one execution.
+pub fn client_token(execution: &str) -> String {
+    let digest = Sha256::digest(execution.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn state_time_ms(event: &AlarmEvent) -> i64 {
+    event
+        .detail
+        .state
+        .timestamp
+        .as_deref()
+        .and_then(parse_alarm_timestamp)
+        .unwrap_or(event.time)
+        .timestamp_millis()
+}
+
+/// CloudWatch writes state timestamps as `2019-10-02T17:20:48.551+0000`.
+pub fn parse_alarm_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub async fn start(
+    event: Value,
+    execution: &str,
+    now: DateTime<Utc>,
+    settings: &StartSettings,
+    nats: &impl NatDirectory,
+    flow_logs: &impl FlowLogs,
+    store: &impl RecordingStore,
+) -> Result<Recording> {
+    let event = AlarmEvent::from_value(event)?;
+    if event.state() != AlarmStateValue::Alarm {
+        return Err(RecorderError::UnexpectedEvent(format!(
+            "a recording starts on state ALARM, but alarm {} is {}",
+            event.detail.alarm_name,
+            event.state().as_str()
+        )));
+    }
+    let nat_id = event.nat_id.clone();
+    let mut recording = Recording {
+        status: StartStatus::Recording,
+        nat_id: nat_id.clone(),
+        alarm_name: event.detail.alarm_name.clone(),
+        execution: execution.to_string(),
+        vpc_id: None,
+        interfaces: vec![],
+        flow_log_ids: vec![],
+        started_at: now,
+        recording_time: settings.recording_time_s,
+        log_group: settings.log_group.clone(),
+        notice: None,
+    };
+
+    let nat = nats
+        .describe(&nat_id)
+        .await?
+        .ok_or_else(|| RecorderError::NatNotFound(nat_id.to_string()))?;
+    if nat.state != "available" {
+        return Err(RecorderError::NatNotAvailable {
+            nat_id: nat_id.to_string(),
+            state: nat.state,
+        });
+    }
+    if !nat.regional && nat.interfaces.is_empty() {
+        return Err(RecorderError::NatNotAvailable {
+            nat_id: nat_id.to_string(),
+            state: "without network interfaces".into(),
+        });
+    }
+    recording.vpc_id = nat.vpc_id.clone();
+    recording.interfaces = nat.interfaces.clone();
+
+    let expires_at_s = now.timestamp() + i64::from(settings.recording_time_s) + LOCK_GRACE_S;
+    let lock = LockRequest {
+        nat_id: nat_id.clone(),
+        execution: execution.to_string(),
+        alarm_at_ms: state_time_ms(&event),
+        now_s: now.timestamp(),
+        expires_at_s,
+        max_recordings: settings.max_recordings,
+    };
+    match store.acquire(&lock).await? {
+        Acquired::Acquired => {}
+        Acquired::HeldBy(holder) => {
+            info!(nat = %nat_id, %holder, "already recording; this alarm joins the running recording");
+            recording.status = StartStatus::AlreadyRecording;
+            return Ok(recording);
+        }
+        Acquired::LimitReached(count) => {
+            info!(nat = %nat_id, count, "NumOfRecordings reached; not recording");
+            recording.status = StartStatus::LimitReached;
+            recording.notice = Some(notice::limit_reached(
+                &settings.stack_name,
+                &nat_id,
+                count,
+                settings.max_recordings,
+            ));
+            return Ok(recording);
+        }
+    }
+
+    let expires = Utc.timestamp_opt(expires_at_s, 0).single().unwrap_or(now);
+    let request = FlowLogRequest {
+        target: nat.flow_log_target(),
+        log_group: settings.log_group.clone(),
+        delivery_role_arn: settings.delivery_role_arn.clone(),
+        log_format: log_format(),
+        max_aggregation_seconds: 60,
+        client_token: client_token(execution),
+        tags: vec![
+            ("Name".into(), format!("{} {}", settings.stack_name, nat_id)),
+            (TAG_STACK.into(), settings.stack_name.clone()),
+            (TAG_NAT.into(), nat_id.to_string()),
+            (TAG_EXECUTION.into(), execution.to_string()),
+            (
+                TAG_EXPIRES.into(),
+                expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        ],
+    };
+    let ids = flow_logs.create(&request).await?;
+    store.mark_started(&nat_id, execution, &ids).await?;
+    if let FlowLogTarget::RegionalNatGateway(_) = request.target {
+        recording.interfaces = vec![format!("{nat_id} (regional)")];
+    }
+    recording.flow_log_ids = ids;
+    info!(nat = %nat_id, flow_logs = ?recording.flow_log_ids, "recording started");
+    Ok(recording)
+}
+
+/// The `.waitForTaskToken` step: stores the token, or ends the wait at once if the alarm
+/// already left ALARM.
+pub async fn park(
+    nat_id: &NatGatewayId,
+    execution: &str,
+    token: &str,
+    store: &impl RecordingStore,
+    tokens: &impl TaskTokens,
+) -> Result<Parked> {
+    let parked = store.park(nat_id, execution, token).await?;
+    if let Parked::StopAlreadyRequested(signal) = &parked {
+        info!(nat = %nat_id, reason = ?signal.reason, "stop arrived before the token was parked; stopping now");
+        tokens
+            .succeed(token, &json!({ "reason": signal.reason }))
+            .await?;
+    }
+    Ok(parked)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum ResumeOutcome {
+    Stopped {
+        nat_id: NatGatewayId,
+    },
+    NothingRecording {
+        nat_id: NatGatewayId,
+    },
+    AlreadyOver {
+        nat_id: NatGatewayId,
+        detail: String,
+    },
+}
+
+/// An alarm left ALARM: end the NAT's recording, whatever stage it is in.
+pub async fn resume(
+    event: Value,
+    store: &impl RecordingStore,
+    tokens: &impl TaskTokens,
+) -> Result<ResumeOutcome> {
+    let event = AlarmEvent::from_value(event)?;
+    let reason = match event.state() {
+        AlarmStateValue::Ok => StopReason::AlarmOk,
+        AlarmStateValue::InsufficientData => StopReason::AlarmInsufficientData,
+        AlarmStateValue::Alarm => {
+            return Err(RecorderError::UnexpectedEvent(format!(
+                "the resume function handles OK and INSUFFICIENT_DATA, but alarm {} is ALARM",
+                event.detail.alarm_name
+            )))
+        }
+    };
+    let nat_id = event.nat_id.clone();
+    let signal = StopSignal {
+        reason,
+        at_ms: state_time_ms(&event),
+    };
+    match store.request_stop(&nat_id, &signal).await? {
+        None => Ok(ResumeOutcome::NothingRecording { nat_id }),
+        Some(token) => match tokens.succeed(&token, &json!({ "reason": reason })).await? {
+            TokenOutcome::Delivered => Ok(ResumeOutcome::Stopped { nat_id }),
+            TokenOutcome::AlreadyOver(detail) => Ok(ResumeOutcome::AlreadyOver { nat_id, detail }),
+        },
+    }
+}
+
+/// Deployment settings the finish step needs.
+#[derive(Debug, Clone)]
+pub struct FinishSettings {
+    pub stack_name: String,
+    pub region: String,
+    pub log_group: String,
+    pub query_names: Vec<String>,
+}
+
+/// Error as Step Functions puts it in `ResultPath` of a Catch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+impl StepError {
+    /// The readable message: a Lambda's error arrives as JSON in `Cause`.
+    pub fn message(&self) -> String {
+        let cause = self.cause.clone().unwrap_or_default();
+        match serde_json::from_str::<Value>(&cause) {
+            Ok(v) => v
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(cause),
+            Err(_) => cause,
+        }
+    }
+}
+
+/// The finish step's input: the state at the end of the recording (or at the failure).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FinishInput {
+    pub execution: String,
+    pub state: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    AlarmOk,
+    AlarmInsufficientData,
+    TimeLimit,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finished {
+    pub ending: Ending,
+    pub deleted_flow_logs: Vec<String>,
+    pub lock_released: bool,
+    pub subject: String,
+    pub message: String,
+}
+
+pub async fn finish(
+    input: FinishInput,
+    now: DateTime<Utc>,
+    settings: &FinishSettings,
+    flow_logs: &impl FlowLogs,
+    store: &impl RecordingStore,
+    metrics: &impl NatMetrics,
+) -> Result<Finished> {
+    let state = input.state;
+    let error: Option<StepError> = state
+        .get("error")
+        .cloned()
+        .and_then(|e| serde_json::from_value(e).ok());
+    let stop: Option<StopReason> = state
+        .get("stop")
+        .and_then(|s| s.get("reason"))
+        .cloned()
+        .and_then(|r| serde_json::from_value(r).ok());
+    let recording: Option<Recording> = serde_json::from_value(state.clone()).ok();
+    // Without a Recording the start step failed; the NAT may still be named by the event.
+    let nat_id = recording
+        .as_ref()
+        .map(|r| r.nat_id.clone())
+        .or_else(|| AlarmEvent::from_value(state.clone()).ok().map(|e| e.nat_id));
+    let ending = match (&error, stop) {
+        (Some(e), _) if e.error == "States.Timeout" => Ending::TimeLimit,
+        (Some(_), _) => Ending::Failed,
+        (None, Some(StopReason::AlarmOk)) => Ending::AlarmOk,
+        (None, Some(StopReason::AlarmInsufficientData)) => Ending::AlarmInsufficientData,
+        (None, None) => Ending::Failed,
+    };
+
+    // Reconcile by tag: every flow log of this execution, not only the IDs passed along.
+    let mut ids = flow_logs
+        .find_tagged(TAG_EXECUTION, &input.execution)
+        .await?;
+    for id in recording.iter().flat_map(|r| r.flow_log_ids.iter()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids.sort();
+    if !ids.is_empty() {
+        flow_logs.delete(&ids).await?;
+    }
+    let lock_released = match &nat_id {
+        Some(nat) => store.release(nat, &input.execution).await?,
+        None => false,
+    };
+    info!(execution = %input.execution, deleted = ?ids, lock_released, ?ending, "recording cleaned up");
+
+    let traffic = match &recording {
+        Some(r) if ending != Ending::Failed || !r.flow_log_ids.is_empty() => {
+            match metrics
+                .bytes(&r.nat_id, r.started_at.timestamp(), now.timestamp())
+                .await
+            {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    warn!(error = %e, "NAT metrics unavailable for the notice");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let n = match (&ending, &recording) {
+        (Ending::Failed, _) | (_, None) => notice::failed(&notice::FailureFacts {
+            stack_name: &settings.stack_name,
+            execution: &input.execution,
+            nat_id: nat_id.as_ref(),
+            error: error.as_ref(),
+            deleted_flow_logs: &ids,
+            lock_released,
+        }),
+        (ending, Some(r)) => notice::recorded(&notice::RecordingFacts {
+            settings,
+            recording: r,
+            ending: ending.clone(),
+            ended_at: now,
+            traffic,
+        }),
+    };
+    Ok(Finished {
+        ending,
+        deleted_flow_logs: ids,
+        lock_released,
+        subject: n.subject,
+        message: n.message,
+    })
+}

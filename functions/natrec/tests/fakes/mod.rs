@@ -1,0 +1,237 @@
+//! In-memory fakes of the ports, with call logs and injectable failures.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use natrec::nat::{NatGateway, NatGatewayId};
+use natrec::ports::*;
+use natrec::{RecorderError, Result};
+use serde_json::Value;
+
+pub fn transient(op: &'static str) -> RecorderError {
+    RecorderError::Transient {
+        service: "Fake",
+        operation: op,
+        message: "Throttling: slow down".into(),
+    }
+}
+
+#[derive(Default)]
+pub struct FakeEc2 {
+    pub nats: Mutex<BTreeMap<String, NatGateway>>,
+    /// flow log id -> (request, tags)
+    pub flow_logs: Mutex<BTreeMap<String, FlowLogRequest>>,
+    pub fail_create: Mutex<Option<RecorderError>>,
+    pub fail_delete: Mutex<Option<RecorderError>>,
+    pub deleted: Mutex<Vec<String>>,
+}
+
+impl FakeEc2 {
+    pub fn with_nat(nat: NatGateway) -> Self {
+        let me = Self::default();
+        me.nats.lock().unwrap().insert(nat.id.to_string(), nat);
+        me
+    }
+    pub fn active(&self) -> Vec<String> {
+        self.flow_logs.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl NatDirectory for FakeEc2 {
+    async fn describe(&self, id: &NatGatewayId) -> Result<Option<NatGateway>> {
+        Ok(self.nats.lock().unwrap().get(id.as_str()).cloned())
+    }
+}
+
+#[async_trait]
+impl FlowLogs for FakeEc2 {
+    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>> {
+        if let Some(e) = self.fail_create.lock().unwrap().take() {
+            return Err(e);
+        }
+        let n = match &req.target {
+            natrec::nat::FlowLogTarget::Interfaces(enis) => enis.len(),
+            natrec::nat::FlowLogTarget::RegionalNatGateway(_) => 1,
+        };
+        let mut logs = self.flow_logs.lock().unwrap();
+        let ids: Vec<String> = (0..n)
+            .map(|i| format!("fl-{:08x}", logs.len() + i))
+            .collect();
+        for id in &ids {
+            logs.insert(id.clone(), req.clone());
+        }
+        Ok(ids)
+    }
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>> {
+        Ok(self
+            .flow_logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r.tags.iter().any(|(k, v)| k == key && v == value))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+    async fn delete(&self, ids: &[String]) -> Result<()> {
+        if let Some(e) = self.fail_delete.lock().unwrap().take() {
+            return Err(e);
+        }
+        let mut logs = self.flow_logs.lock().unwrap();
+        for id in ids {
+            logs.remove(id);
+            self.deleted.lock().unwrap().push(id.clone());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LockItem {
+    pub execution: Option<String>,
+    pub alarm_at_ms: Option<i64>,
+    pub token: Option<String>,
+    pub flow_log_ids: Vec<String>,
+    pub last_stop: Option<StopSignal>,
+}
+
+/// Same contract as the DynamoDB adapter, in memory.
+#[derive(Default)]
+pub struct FakeStore {
+    pub items: Mutex<BTreeMap<String, LockItem>>,
+    pub started: Mutex<BTreeMap<String, u64>>,
+}
+
+#[async_trait]
+impl RecordingStore for FakeStore {
+    async fn acquire(&self, lock: &LockRequest) -> Result<Acquired> {
+        let mut items = self.items.lock().unwrap();
+        let item = items.entry(lock.nat_id.to_string()).or_default();
+        match &item.execution {
+            Some(e) if e == &lock.execution => return Ok(Acquired::Acquired),
+            Some(e) => return Ok(Acquired::HeldBy(e.clone())),
+            None => {}
+        }
+        let count = *self
+            .started
+            .lock()
+            .unwrap()
+            .get(lock.nat_id.as_str())
+            .unwrap_or(&0);
+        if lock.max_recordings > 0 && count >= u64::from(lock.max_recordings) {
+            return Ok(Acquired::LimitReached(count));
+        }
+        item.execution = Some(lock.execution.clone());
+        item.alarm_at_ms = Some(lock.alarm_at_ms);
+        item.token = None;
+        Ok(Acquired::Acquired)
+    }
+    async fn mark_started(
+        &self,
+        nat_id: &NatGatewayId,
+        execution: &str,
+        ids: &[String],
+    ) -> Result<()> {
+        let mut items = self.items.lock().unwrap();
+        let item = items
+            .get_mut(nat_id.as_str())
+            .filter(|i| i.execution.as_deref() == Some(execution));
+        let Some(item) = item else {
+            return Err(RecorderError::LockLost {
+                nat_id: nat_id.to_string(),
+                holder: "nobody".into(),
+            });
+        };
+        item.flow_log_ids = ids.to_vec();
+        *self
+            .started
+            .lock()
+            .unwrap()
+            .entry(nat_id.to_string())
+            .or_default() += 1;
+        Ok(())
+    }
+    async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked> {
+        let mut items = self.items.lock().unwrap();
+        let item = items
+            .get_mut(nat_id.as_str())
+            .filter(|i| i.execution.as_deref() == Some(execution));
+        let Some(item) = item else {
+            return Err(RecorderError::LockLost {
+                nat_id: nat_id.to_string(),
+                holder: "nobody".into(),
+            });
+        };
+        item.token = Some(token.to_string());
+        match &item.last_stop {
+            Some(s) if s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) => {
+                Ok(Parked::StopAlreadyRequested(s.clone()))
+            }
+            _ => Ok(Parked::Waiting),
+        }
+    }
+    async fn request_stop(
+        &self,
+        nat_id: &NatGatewayId,
+        signal: &StopSignal,
+    ) -> Result<Option<String>> {
+        let mut items = self.items.lock().unwrap();
+        let item = items.entry(nat_id.to_string()).or_default();
+        if item
+            .last_stop
+            .as_ref()
+            .is_some_and(|s| s.at_ms >= signal.at_ms)
+        {
+            return Ok(None);
+        }
+        item.last_stop = Some(signal.clone());
+        match (&item.execution, &item.token, item.alarm_at_ms) {
+            (Some(_), Some(t), Some(a)) if a < signal.at_ms => Ok(Some(t.clone())),
+            _ => Ok(None),
+        }
+    }
+    async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool> {
+        let mut items = self.items.lock().unwrap();
+        match items.get_mut(nat_id.as_str()) {
+            Some(item) if item.execution.as_deref() == Some(execution) => {
+                item.execution = None;
+                item.token = None;
+                item.flow_log_ids.clear();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FakeTokens {
+    pub sent: Mutex<Vec<(String, Value)>>,
+    pub over: Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl TaskTokens for FakeTokens {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<TokenOutcome> {
+        if let Some(code) = self.over.lock().unwrap().clone() {
+            return Ok(TokenOutcome::AlreadyOver(code));
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .push((token.to_string(), output.clone()));
+        Ok(TokenOutcome::Delivered)
+    }
+}
+
+pub struct FakeMetrics(pub Option<NatBytes>);
+
+#[async_trait]
+impl NatMetrics for FakeMetrics {
+    async fn bytes(&self, _: &NatGatewayId, _: i64, _: i64) -> Result<NatBytes> {
+        self.0.ok_or_else(|| transient("GetMetricData"))
+    }
+}

@@ -1,0 +1,640 @@
+//! Unit tests of the recording lifecycle against in-memory ports, with real-shaped
+//! "CloudWatch Alarm State Change" events from tests/fixtures.
+
+mod fakes;
+
+use chrono::{TimeZone, Utc};
+use fakes::*;
+use natrec::event::AlarmEvent;
+use natrec::nat::{FlowLogTarget, NatGateway, NatGatewayId};
+use natrec::ports::{NatBytes, Parked};
+use natrec::recording::*;
+use natrec::RecorderError;
+use serde_json::{json, Value};
+
+const NAT: &str = "nat-0123456789abcdef0";
+const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:natrec-test-recorder:e1";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn nat(interfaces: &[&str]) -> NatGateway {
+    NatGateway {
+        id: NatGatewayId::parse(NAT).unwrap(),
+        state: "available".into(),
+        vpc_id: Some("vpc-0a1b2c3d".into()),
+        regional: false,
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn settings(max: u32) -> StartSettings {
+    StartSettings {
+        stack_name: "natrec-test".into(),
+        log_group: "/natrec/natrec-test/flow-logs".into(),
+        delivery_role_arn: "arn:aws:iam::123456789012:role/delivery".into(),
+        recording_time_s: 900,
+        max_recordings: max,
+    }
+}
+
+fn finish_settings() -> FinishSettings {
+    FinishSettings {
+        stack_name: "natrec-test".into(),
+        region: "eu-west-3".into(),
+        log_group: "/natrec/natrec-test/flow-logs".into(),
+        query_names: vec![
+            "natrec/natrec-test/nat-flows".into(),
+            "natrec/natrec-test/top-talkers".into(),
+        ],
+    }
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 9, 1, 12).unwrap()
+}
+
+#[test]
+fn finds_the_nat_in_math_and_single_metric_alarms_whatever_the_order() {
+    for f in [
+        "alarm-math-alarm.json",
+        "alarm-single-alarm.json",
+        "alarm-math-ok.json",
+        "alarm-math-insufficient-data.json",
+    ] {
+        assert_eq!(
+            AlarmEvent::from_value(fixture(f)).unwrap().nat_id.as_str(),
+            NAT,
+            "{f}"
+        );
+    }
+    let mut ev = fixture("alarm-math-alarm.json");
+    ev["detail"]["configuration"]["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .reverse();
+    assert_eq!(AlarmEvent::from_value(ev).unwrap().nat_id.as_str(), NAT);
+}
+
+#[test]
+fn odd_events_are_rejected_with_a_message_that_says_why() {
+    let err = |v: Value| match AlarmEvent::from_value(v) {
+        Err(RecorderError::UnexpectedEvent(m)) => m,
+        other => panic!("expected UnexpectedEvent, got {other:?}"),
+    };
+    assert!(err(fixture("alarm-other-namespace.json")).contains("AWS/EC2"));
+    assert!(err(json!({"hello": "world"})).contains("aws.cloudwatch"));
+    let mut no_detail = fixture("alarm-math-alarm.json");
+    no_detail.as_object_mut().unwrap().remove("detail");
+    assert!(err(no_detail).contains("malformed"));
+    let mut two = fixture("alarm-math-alarm.json");
+    two["detail"]["configuration"]["metrics"][2]["metricStat"]["metric"]["dimensions"]
+        ["NatGatewayId"] = json!("nat-0a1b2c3d");
+    assert!(err(two).contains("several NAT Gateways"));
+    let mut bad_id = fixture("alarm-single-alarm.json");
+    bad_id["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
+        ["NatGatewayId"] = json!("nat-zz");
+    assert!(err(bad_id).contains("nat-zz"));
+}
+
+#[tokio::test]
+async fn start_records_every_interface_with_the_full_format_and_tags() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec.status, StartStatus::Recording);
+    assert_eq!(rec.flow_log_ids.len(), 2);
+    assert_eq!(rec.interfaces, ["eni-0aaa", "eni-0bbb"]);
+    let logs = ec2.flow_logs.lock().unwrap();
+    let req = logs.values().next().unwrap();
+    assert_eq!(
+        req.target,
+        FlowLogTarget::Interfaces(vec!["eni-0aaa".into(), "eni-0bbb".into()])
+    );
+    assert_eq!(req.max_aggregation_seconds, 60);
+    for field in [
+        "interface-id",
+        "srcaddr",
+        "dstaddr",
+        "srcport",
+        "dstport",
+        "protocol",
+        "packets",
+        "bytes",
+        "start",
+        "end",
+        "action",
+        "log-status",
+        "vpc-id",
+        "subnet-id",
+        "az-id",
+        "flow-direction",
+        "traffic-path",
+        "pkt-srcaddr",
+        "pkt-dstaddr",
+        "pkt-src-aws-service",
+        "pkt-dst-aws-service",
+    ] {
+        assert!(
+            req.log_format
+                .split(' ')
+                .any(|f| f == format!("${{{field}}}")),
+            "format lacks {field}"
+        );
+    }
+    let tag = |k: &str| {
+        req.tags
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(tag(TAG_EXECUTION), EXEC);
+    assert_eq!(tag(TAG_NAT), NAT);
+    assert_eq!(tag(TAG_STACK), "natrec-test");
+    assert_eq!(
+        tag(TAG_EXPIRES),
+        "2026-11-25T10:16:12Z",
+        "recording time + grace"
+    );
+    assert_eq!(req.client_token, client_token(EXEC));
+    assert!(req.client_token.len() <= 64);
+    assert_ne!(client_token(EXEC), client_token("other"));
+    assert_eq!(store.started.lock().unwrap()[NAT], 1);
+}
+
+#[tokio::test]
+async fn regional_nat_gateways_are_recorded_as_one_regional_resource() {
+    let mut n = nat(&[]);
+    n.regional = true;
+    let ec2 = FakeEc2::with_nat(n);
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &FakeStore::default(),
+    )
+    .await
+    .unwrap();
+    let logs = ec2.flow_logs.lock().unwrap();
+    assert_eq!(
+        logs.values().next().unwrap().target,
+        FlowLogTarget::RegionalNatGateway(NatGatewayId::parse(NAT).unwrap())
+    );
+    assert_eq!(rec.flow_log_ids.len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_nat_fails_cleanly_without_lock_or_flow_log() {
+    let ec2 = FakeEc2::default();
+    let store = FakeStore::default();
+    let err = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RecorderError::NatNotFound(ref id) if id == NAT),
+        "{err:?}"
+    );
+    assert_eq!(err.error_type(), "NatNotFound");
+    assert!(ec2.active().is_empty());
+    assert!(store.items.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_second_alarm_joins_the_running_recording_instead_of_starting_another() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    let second = start(
+        fixture("alarm-single-alarm.json"),
+        "exec-2",
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status, StartStatus::AlreadyRecording);
+    assert!(second.notice.is_none());
+    assert_eq!(ec2.active().len(), 1, "no second flow log");
+    // A retry of the first execution's start is idempotent: same lock, counted once.
+    let again = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.status, StartStatus::Recording);
+}
+
+#[tokio::test]
+async fn the_recording_limit_stops_new_recordings_and_tells_the_user() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    store.started.lock().unwrap().insert(NAT.into(), 2);
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(2),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec.status, StartStatus::LimitReached);
+    assert!(ec2.active().is_empty());
+    let notice = rec.notice.unwrap();
+    assert!(
+        notice.message.contains("NumOfRecordings is 2")
+            && notice.message.contains("count#nat-0123456789abcdef0")
+    );
+}
+
+#[tokio::test]
+async fn start_refuses_a_non_alarm_state() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let err = start(
+        fixture("alarm-math-ok.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &FakeStore::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "UnexpectedEvent");
+    assert!(ec2.active().is_empty());
+}
+
+#[tokio::test]
+async fn ok_before_the_token_is_parked_stops_at_once_when_parking() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let tokens = FakeTokens::default();
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        ResumeOutcome::NothingRecording {
+            nat_id: rec.nat_id.clone()
+        },
+        "no token yet"
+    );
+    let parked = park(&rec.nat_id, EXEC, "token-1", &store, &tokens)
+        .await
+        .unwrap();
+    assert!(matches!(parked, Parked::StopAlreadyRequested(_)));
+    assert_eq!(
+        tokens.sent.lock().unwrap().as_slice(),
+        [("token-1".to_string(), json!({"reason": "alarm_ok"}))]
+    );
+}
+
+#[tokio::test]
+async fn an_ok_from_before_the_alarm_does_not_stop_the_new_recording() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let tokens = FakeTokens::default();
+    let mut old_ok = fixture("alarm-math-ok.json");
+    old_ok["detail"]["state"]["timestamp"] = json!("2026-11-25T08:59:00.000+0000");
+    resume(old_ok, &store, &tokens).await.unwrap();
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        park(&rec.nat_id, EXEC, "t", &store, &tokens).await.unwrap(),
+        Parked::Waiting
+    );
+    assert!(tokens.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ok_and_insufficient_data_deliver_the_stop_with_their_reason() {
+    for (fixture_name, reason) in [
+        ("alarm-math-ok.json", "alarm_ok"),
+        (
+            "alarm-math-insufficient-data.json",
+            "alarm_insufficient_data",
+        ),
+    ] {
+        let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+        let store = FakeStore::default();
+        let tokens = FakeTokens::default();
+        let rec = start(
+            fixture("alarm-math-alarm.json"),
+            EXEC,
+            now(),
+            &settings(0),
+            &ec2,
+            &ec2,
+            &store,
+        )
+        .await
+        .unwrap();
+        park(&rec.nat_id, EXEC, "tok", &store, &tokens)
+            .await
+            .unwrap();
+        let out = resume(fixture(fixture_name), &store, &tokens)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            ResumeOutcome::Stopped {
+                nat_id: rec.nat_id.clone()
+            }
+        );
+        assert_eq!(
+            tokens.sent.lock().unwrap()[0].1,
+            json!({ "reason": reason })
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_late_ok_is_already_over_not_an_error() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let tokens = FakeTokens::default();
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    park(&rec.nat_id, EXEC, "tok", &store, &tokens)
+        .await
+        .unwrap();
+    *tokens.over.lock().unwrap() = Some("TaskTimedOut".into());
+    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, ResumeOutcome::AlreadyOver { ref detail, .. } if detail == "TaskTimedOut")
+    );
+    // An ALARM event sent to the resume function is a wiring error, said clearly.
+    assert_eq!(
+        resume(fixture("alarm-math-alarm.json"), &store, &tokens)
+            .await
+            .unwrap_err()
+            .error_type(),
+        "UnexpectedEvent"
+    );
+}
+
+async fn recorded(ec2: &FakeEc2, store: &FakeStore) -> Value {
+    let rec = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        ec2,
+        ec2,
+        store,
+    )
+    .await
+    .unwrap();
+    serde_json::to_value(rec).unwrap()
+}
+
+#[tokio::test]
+async fn finish_after_ok_deletes_everything_releases_the_lock_and_reports() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let end = now() + chrono::Duration::minutes(8);
+    let metrics = FakeMetrics(Some(NatBytes {
+        upload: 1_500_000_000,
+        download: 250_000_000,
+    }));
+    let done = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state,
+        },
+        end,
+        &finish_settings(),
+        &ec2,
+        &store,
+        &metrics,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::AlarmOk);
+    assert!(ec2.active().is_empty());
+    assert_eq!(done.deleted_flow_logs.len(), 2);
+    assert!(done.lock_released);
+    assert!(store.items.lock().unwrap()[NAT].execution.is_none());
+    let m = &done.message;
+    for needle in [NAT, "eni-0aaa, eni-0bbb", "alarm returned to OK", "1.8 GB total", "1.5 GB from the VPC",
+        "https://eu-west-3.console.aws.amazon.com/cloudwatch/home?region=eu-west-3#logsV2:log-groups/log-group/$252Fnatrec$252Fnatrec-test$252Fflow-logs",
+        "natrec/natrec-test/top-talkers", "aws logs start-query --region eu-west-3 --log-group-name '/natrec/natrec-test/flow-logs'",
+        "2026-11-25T09:01:12Z -> 2026-11-25T09:09:12Z (8.0 min)"] {
+        assert!(m.contains(needle), "notice lacks {needle:?}:\n{m}");
+    }
+    assert!(done.subject.contains("alarm OK") && done.subject.len() <= 100);
+}
+
+#[tokio::test]
+async fn finish_after_timeout_says_the_time_limit_ended_it() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["error"] = json!({"Error": "States.Timeout", "Cause": "timed out"});
+    let done = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state,
+        },
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::TimeLimit);
+    assert!(done.message.contains("time limit of 900 s"));
+    assert!(
+        done.message.contains("not available"),
+        "metrics failure is tolerated and said"
+    );
+    assert!(ec2.active().is_empty());
+}
+
+#[tokio::test]
+async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let state = recorded(&ec2, &store).await;
+    // The start step's output is lost: the state is the raw event plus the error.
+    let mut event_state = fixture("alarm-math-alarm.json");
+    event_state["error"] = json!({"Error": "Lambda.Unknown", "Cause": "{\"errorType\":\"Lambda.Unknown\",\"errorMessage\":\"crashed\"}"});
+    let _ = state;
+    let done = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state: event_state,
+        },
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert!(
+        ec2.active().is_empty(),
+        "flow logs found by the execution tag"
+    );
+    assert!(done.lock_released, "NAT found in the raw event");
+    assert!(
+        done.message.contains("Lambda.Unknown: crashed")
+            && done.message.contains("deleted flow logs fl-"),
+        "{}",
+        done.message
+    );
+    assert!(done.subject.contains("FAILED"));
+}
+
+#[tokio::test]
+async fn finish_after_a_missing_nat_tells_the_user_nothing_is_left() {
+    let ec2 = FakeEc2::default();
+    let store = FakeStore::default();
+    let mut state = fixture("alarm-math-alarm.json");
+    state["error"] = json!({"Error": "NatNotFound", "Cause": json!({"errorType": "NatNotFound", "errorMessage": "NAT Gateway nat-0123456789abcdef0 does not exist"}).to_string()});
+    let done = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state,
+        },
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert!(!done.lock_released);
+    assert!(done
+        .message
+        .contains("NatNotFound: NAT Gateway nat-0123456789abcdef0 does not exist"));
+    assert!(done
+        .message
+        .contains("no flow log of this recording was active"));
+}
+
+#[tokio::test]
+async fn a_failing_delete_fails_the_finish_so_it_is_retried() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    *ec2.fail_delete.lock().unwrap() = Some(transient("DeleteFlowLogs"));
+    let err = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state: state.clone(),
+        },
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "Transient");
+    assert!(
+        !store.items.lock().unwrap()[NAT].execution.is_none(),
+        "lock kept until the flow logs are gone"
+    );
+    let done = finish(
+        FinishInput {
+            execution: EXEC.into(),
+            state,
+        },
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert!(ec2.active().is_empty() && done.lock_released);
+}
