@@ -1,0 +1,143 @@
+"""The invoke router in front of the emulator.
+
+moto's Step Functions executor sends Lambda invokes to http://localhost:$MOTO_PORT; the router
+listens there, runs `POST /2015-03-31/functions/<fn>/invocations` on the real Rust binaries
+(FunctionHost) and forwards every other request to moto unchanged. The Rust functions' own SDK
+calls come through the router too, so faults can be injected into any AWS call (`Fault`).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .lambda_host import FunctionHost, InvokeError
+
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass
+class Fault:
+    """Answer the next `times` calls of `action` (e.g. "DeleteFlowLogs") with an error."""
+    action: str
+    status: int
+    code: str
+    times: int = 1
+    injected: int = 0
+
+
+def aws_action(headers, body: bytes) -> str:
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.split(".")[-1]
+    if body and b"Action=" in body:
+        return urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+    return ""
+
+
+class Router(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, moto_port: int):
+        self.moto_port = moto_port
+        self.functions: dict[str, FunctionHost] = {}
+        self.faults: list[Fault] = []
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def take_fault(self, action: str) -> Fault | None:
+        with self.lock:
+            self.calls.append(action)
+            for f in self.faults:
+                if f.action == action and f.injected < f.times:
+                    f.injected += 1
+                    return f
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Router
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]):
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urllib.parse.unquote(self.path)
+        if self.command == "POST" and path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
+            return self._invoke(path, body)
+        fault = self.server.take_fault(aws_action(self.headers, body))
+        if fault:
+            return self._fault(fault)
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.moto_port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["Host"] = self.headers.get("Host", f"127.0.0.1:{self.server.moto_port}")
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self._send(resp.status, data, {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS})
+        conn.close()
+
+    def _fault(self, fault: Fault):
+        if self.headers.get("X-Amz-Target"):
+            body = json.dumps({"__type": fault.code, "message": f"injected {fault.code}"}).encode()
+            return self._send(fault.status, body, {"Content-Type": "application/x-amz-json-1.0",
+                                                   "x-amzn-ErrorType": fault.code})
+        body = (f"<Response><Errors><Error><Code>{fault.code}</Code><Message>injected {fault.code}</Message>"
+                f"</Error></Errors><RequestID>fault</RequestID></Response>").encode()
+        self._send(fault.status, body, {"Content-Type": "text/xml"})
+
+    def _invoke(self, path: str, body: bytes):
+        name = path[len("/2015-03-31/functions/"):-len("/invocations")].split(":")
+        # arn:aws:lambda:region:account:function:NAME[:qualifier] or a plain name
+        fn = name[6] if len(name) >= 7 and name[0] == "arn" else name[0]
+        host = self.server.functions.get(fn)
+        if host is None:
+            msg = json.dumps({"Type": "User", "message": f"Function not found: {fn}"}).encode()
+            return self._send(404, msg, {"Content-Type": "application/json",
+                                         "x-amzn-ErrorType": "ResourceNotFoundException"})
+        fault = self.server.take_fault(f"Invoke:{fn}")
+        if fault:
+            msg = json.dumps({"message": f"injected {fault.code}"}).encode()
+            return self._send(fault.status, msg, {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code})
+        asynchronous = self.headers.get("X-Amz-Invocation-Type") == "Event"
+        if asynchronous:
+            threading.Thread(target=lambda: _swallow(host, body), daemon=True).start()
+            return self._send(202, b"", {"X-Amz-Executed-Version": "$LATEST"})
+        try:
+            result, is_error = host.invoke(body)
+        except InvokeError as e:
+            result = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(e)}).encode()
+            is_error = True
+        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+        if is_error:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        self._send(200, result, headers)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+
+def _swallow(host: FunctionHost, body: bytes):
+    try:
+        host.invoke(body)
+    except InvokeError:
+        pass
+
+
+def serve(router: Router):
+    t = threading.Thread(target=router.serve_forever, daemon=True)
+    t.start()
+    return t
