@@ -1,3 +1,4 @@
+import logging
 import os
 import sys
 import tempfile
@@ -8,6 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.harness.stack import ROOT, Emulator, Recorder, load_template  # noqa: E402
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 TARGET = Path(os.environ.get("NATREC_BIN_DIR", ROOT / "target" / "debug"))
 

@@ -35,3 +35,123 @@ def test_ok_path_records_every_interface_then_cleans_up_and_notifies(recorder):
     assert "alarm returned to OK" in notice["message"]
     assert nat["interfaces"][0] in notice["message"]
     assert "region=us-east-1" in notice["message"]
+
+
+def test_timeout_path_ends_the_recording_at_recording_time(recorder):
+    recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="3")
+    nat = recorder.create_nat()
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "timeout-path")
+    status, _ = ended(recorder, arn, timeout=60)
+    assert status == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    assert "execution" not in recorder.lock_item(nat["id"])
+    [notice] = recorder.notices()
+    assert "time limit" in notice["subject"]
+    assert "recording time limit of 3 s was reached" in notice["message"]
+    # A late OK after the timeout is "already over", not an error (no EventBridge retries).
+    out = recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    assert out["result"] in ("nothing_recording", "already_over")
+    assert recorder.notices() == []
+
+
+def test_nat_with_two_interfaces_gets_a_flow_log_on_each(recorder):
+    nat = recorder.create_nat(interfaces=2)
+    assert len(nat["interfaces"]) == 2
+    arn = recorder.start(recorder.event("alarm-single-alarm.json", nat["id"]), "two-enis")
+    logs = recorder.wait_for(lambda: len(recorder.active_flow_logs()) == 2 and recorder.active_flow_logs(),
+                             what="two flow logs")
+    assert sorted(f["ResourceId"] for f in logs) == sorted(nat["interfaces"])
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.resume(recorder.event("alarm-single-ok.json", nat["id"]))
+    assert ended(recorder, arn)[0] == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert all(eni in notice["message"] for eni in nat["interfaces"])
+
+
+def test_missing_nat_fails_cleanly_and_the_user_is_told(recorder):
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", "nat-0fedcba9876543210"), "missing-nat")
+    status, d = ended(recorder, arn)
+    assert status == "FAILED"
+    assert d.get("error") == "RecordingFailed"
+    assert recorder.active_flow_logs() == []
+    assert recorder.lock_item("nat-0fedcba9876543210") is None
+    [notice] = recorder.notices()
+    assert "FAILED" in notice["subject"]
+    assert "NatNotFound: NAT Gateway nat-0fedcba9876543210 does not exist" in notice["message"]
+    assert "no flow log of this recording was active" in notice["message"]
+
+
+def test_unknown_event_shape_fails_with_a_clear_error_and_a_notice(recorder):
+    arn = recorder.start({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+                          "detail": {"instance-id": "i-0123"}}, "odd-event")
+    status, _ = ended(recorder, arn)
+    assert status == "FAILED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert "UnexpectedEvent" in notice["subject"]
+    assert "expected source aws.cloudwatch" in notice["message"]
+
+
+def test_recording_limit_is_enforced_and_said(recorder):
+    recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="1")
+    nat = recorder.create_nat()
+    first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "limit-1")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    assert ended(recorder, first)[0] == "SUCCEEDED"
+    assert recorder.notices()[0]["subject"].startswith("NAT spike recorded")
+
+    second = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"],
+                                           timestamp="2026-11-25T10:00:00.000+0000"), "limit-2")
+    assert ended(recorder, second)[0] == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert "reached its recording limit" in notice["subject"]
+    counter = recorder.emu.client("dynamodb").get_item(TableName=recorder.table, Key={"pk": {"S": f"count#{nat['id']}"}})
+    assert counter["Item"]["started"]["N"] == "1"
+
+
+def test_duplicate_alarm_delivery_records_once(recorder):
+    nat = recorder.create_nat()
+    event = recorder.event("alarm-math-alarm.json", nat["id"])
+    first = recorder.start(event, "dup-1")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    second = recorder.start(event, "dup-2")
+    assert ended(recorder, second)[0] == "SUCCEEDED"
+    assert len(recorder.active_flow_logs()) == 1, "the duplicate created no flow log"
+    assert recorder.lock_item(nat["id"])["execution"]["S"] == first, "the running recording keeps its lock"
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    assert ended(recorder, first)[0] == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    assert len(recorder.notices()) == 1, "one notice per recording"
+
+
+def test_insufficient_data_stops_the_recording(recorder):
+    nat = recorder.create_nat()
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "isd")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    assert recorder.resume(recorder.event("alarm-math-insufficient-data.json", nat["id"]))["result"] == "stopped"
+    assert ended(recorder, arn)[0] == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert "INSUFFICIENT_DATA" in notice["message"]
+
+
+def test_ok_before_the_token_is_parked_still_stops_promptly(recorder):
+    from tests.harness.router import Fault
+    nat = recorder.create_nat()
+    park = recorder.function_names["ParkTokenFunction"]
+    # Hold the park step back (Lambda throttled once, retried by the state machine) and
+    # deliver the OK in that window.
+    fault = Fault(f"Invoke:{park}", 429, "TooManyRequestsException", times=1)
+    recorder.emu.router.faults.append(fault)
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "early-ok")
+    recorder.wait_for(lambda: fault.injected == 1, what="park step throttled")
+    assert "token" not in recorder.lock_item(nat["id"])
+    assert recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))["result"] == "nothing_recording"
+    status, _ = ended(recorder, arn, timeout=30)  # RecordingTime is 900 s: this is the early stop
+    assert status == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert "alarm returned to OK" in notice["message"]

@@ -58,22 +58,28 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         host = self.server.host
         if not self.path.endswith("/runtime/invocation/next"):
             return self._reply(404)
+        generation = host.generation
         while True:
+            if host.closed or host.generation != generation:
+                return  # the process polling here was stopped: leave the work to its successor
             try:
-                inv = host.pending.get(timeout=0.5)
+                inv = host.pending.get(timeout=0.2)
                 break
             except queue.Empty:
-                if host.closed:
-                    return self._reply(410)
+                pass
         host.in_flight[inv.request_id] = inv
         deadline = int((time.time() + host.timeout_s) * 1000)
-        self._reply(200, inv.payload, {
-            "Content-Type": "application/json",
-            "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(deadline),
-            "Lambda-Runtime-Invoked-Function-Arn": host.arn,
-            "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
-        })
+        try:
+            self._reply(200, inv.payload, {
+                "Content-Type": "application/json",
+                "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(deadline),
+                "Lambda-Runtime-Invoked-Function-Arn": host.arn,
+                "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
+            })
+        except OSError:
+            host.in_flight.pop(inv.request_id, None)
+            host.pending.put(inv)
 
     def do_POST(self):
         host = self.server.host
@@ -106,6 +112,7 @@ class FunctionHost:
         self.init_errors: list[str] = []
         self.invocations: list[tuple[bytes, bytes, bool]] = []
         self.closed = False
+        self.generation = 0
         self.procs: list[subprocess.Popen] = []
         self.api = _RuntimeApi(self)
         threading.Thread(target=self.api.serve_forever, daemon=True).start()
@@ -134,6 +141,7 @@ class FunctionHost:
         self._spawn()
 
     def _stop_procs(self):
+        self.generation += 1
         for p in self.procs:
             p.terminate()
         for p in self.procs:

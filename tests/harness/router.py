@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -95,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("X-Amz-Target"):
             body = json.dumps({"__type": fault.code, "message": f"injected {fault.code}"}).encode()
             return self._send(fault.status, body, {"Content-Type": "application/x-amz-json-1.0",
-                                                   "x-amzn-ErrorType": fault.code})
+                                                   "x-amzn-ErrorType": fault.code,
+                                                   "x-amzn-RequestId": str(uuid.uuid4())})
         body = (f"<Response><Errors><Error><Code>{fault.code}</Code><Message>injected {fault.code}</Message>"
                 f"</Error></Errors><RequestID>fault</RequestID></Response>").encode()
         self._send(fault.status, body, {"Content-Type": "text/xml"})
@@ -112,7 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.server.take_fault(f"Invoke:{fn}")
         if fault:
             msg = json.dumps({"message": f"injected {fault.code}"}).encode()
-            return self._send(fault.status, msg, {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code})
+            return self._send(fault.status, msg, {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code,
+                                                  "x-amzn-RequestId": str(uuid.uuid4())})
         asynchronous = self.headers.get("X-Amz-Invocation-Type") == "Event"
         if asynchronous:
             threading.Thread(target=lambda: _swallow(host, body), daemon=True).start()
@@ -122,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
         except InvokeError as e:
             result = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(e)}).encode()
             is_error = True
-        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST",
+                   "x-amzn-RequestId": str(uuid.uuid4())}
         if is_error:
             headers["X-Amz-Function-Error"] = "Unhandled"
         self._send(200, result, headers)
