@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import urllib.parse
 import uuid
@@ -39,6 +40,22 @@ def aws_action(headers, body: bytes) -> str:
     return ""
 
 
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                         "ConditionCheck": "ConditionCheckItem"}
+
+
+def iam_actions(headers, action: str, body: bytes) -> list[str]:
+    """The IAM actions an API call needs: service from the SigV4 scope; a DynamoDB transaction
+    needs the action of each of its items."""
+    scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    service = IAM_PREFIX.get(scope.group(1), scope.group(1)) if scope else "unknown"
+    if service == "dynamodb" and action == "TransactWriteItems":
+        items = json.loads(body or b"{}").get("TransactItems", [])
+        return sorted({f"dynamodb:{TRANSACT_ITEM_ACTIONS[k]}" for item in items for k in item})
+    return [f"{service}:{action}"]
+
+
 class Router(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -47,6 +64,8 @@ class Router(ThreadingHTTPServer):
         self.functions: dict[str, FunctionHost] = {}
         self.faults: list[Fault] = []
         self.calls: list[str] = []
+        # (caller, action) of every AWS call, caller = the SDK's app id (AWS_SDK_UA_APP_ID).
+        self.callers: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
@@ -80,7 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(self.path)
         if self.command == "POST" and path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
             return self._invoke(path, body)
-        fault = self.server.take_fault(aws_action(self.headers, body))
+        action = aws_action(self.headers, body)
+        ua = f"{self.headers.get('x-amz-user-agent', '')} {self.headers.get('User-Agent', '')}"
+        app = re.search(r"\bapp/([\w-]+)", ua)
+        if app and action:
+            for iam_action in iam_actions(self.headers, action, body):
+                self.server.callers.add((app.group(1), iam_action))
+        fault = self.server.take_fault(action)
         if fault:
             return self._fault(fault)
         conn = http.client.HTTPConnection("127.0.0.1", self.server.moto_port, timeout=60)

@@ -152,7 +152,8 @@ class Recorder:
         env.update(self.resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {}))
         return {**{k: str(self.resolve(v)) for k, v in env.items()},
                 "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": self.emu.endpoint,
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RUST_LOG": "info"}
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "RUST_LOG": "info",
+                "AWS_SDK_UA_APP_ID": logical_id}
 
     def definition(self) -> str:
         sm = self.resources["RecorderStateMachine"]["Properties"]

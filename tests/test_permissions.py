@@ -1,0 +1,77 @@
+"""Least privilege, checked against what the functions really call: every AWS call the real
+binaries make in the emulator is recorded with its caller (the SDK's app id), then compared
+with the IAM statements of template.yaml, both ways: nothing called is missing, nothing
+granted goes unused."""
+import pytest
+
+from tests.harness.router import Fault
+
+# Permissions an API call needs beyond its own action.
+IMPLIED = {"ec2:CreateFlowLogs": {"iam:PassRole", "ec2:CreateTags"}}
+
+
+def granted(template) -> dict[str, set[str]]:
+    out = {}
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function" or logical_id not in (
+                "StartRecordingFunction", "ParkTokenFunction", "ResumeRecordingFunction", "FinishRecordingFunction"):
+            continue
+        actions = set()
+        for policy in res["Properties"].get("Policies", []):
+            assert isinstance(policy, dict) and "Statement" in policy, f"{logical_id}: inline statements only"
+            for st in policy["Statement"]:
+                acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                actions.update(acts)
+        out[logical_id] = actions
+    return out
+
+
+def exercise(recorder):
+    """Every path a function can take: OK, early OK, limit, missing NAT."""
+    recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="2")
+    nat = recorder.create_nat()
+    first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "perm-ok")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    recorder.wait(first)
+    park = recorder.function_names["ParkTokenFunction"]
+    fault = Fault(f"Invoke:{park}", 429, "TooManyRequestsException")
+    recorder.emu.router.faults.append(fault)
+    second = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T10:00:00.000+0000"),
+                            "perm-early")
+    recorder.wait_for(lambda: fault.injected, what="park throttled")
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T10:00:05.000+0000"))
+    recorder.wait(second)
+    recorder.wait(recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T11:00:00.000+0000"),
+                                 "perm-limit"))
+    recorder.wait(recorder.start(recorder.event("alarm-math-alarm.json", "nat-0fedcba9876543210"), "perm-missing"))
+
+
+def test_each_function_is_granted_exactly_what_it_calls(recorder, template):
+    recorder.emu.router.callers.clear()
+    exercise(recorder)
+    called: dict[str, set[str]] = {}
+    for caller, action in recorder.emu.router.callers:
+        called.setdefault(caller, set()).add(action)
+        called[caller] |= IMPLIED.get(action, set())
+    grants = granted(template)
+    assert set(called) == set(grants), "every function made calls"
+    for fn, actions in grants.items():
+        assert called[fn] - actions == set(), f"{fn} calls actions it is not granted"
+        assert actions - called[fn] == set(), f"{fn} is granted actions it never calls"
+
+
+NARROWABLE = {"ec2:CreateFlowLogs", "ec2:DeleteFlowLogs", "ec2:CreateTags", "iam:PassRole", "dynamodb:GetItem",
+              "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "states:SendTaskSuccess"}
+
+
+def test_no_wildcard_resource_where_the_api_allows_a_narrower_one(template):
+    for fn, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in res["Properties"].get("Policies", []):
+            for st in policy.get("Statement", []):
+                acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                if "*" in resources:
+                    assert not set(acts) & NARROWABLE, f"{fn}: {acts} on '*'"
