@@ -1,6 +1,7 @@
 """The whole recording, in the emulator: moto runs the real ASL, its Lambda tasks reach the
 real Rust binaries. Each test asserts the emulator's state afterwards."""
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -62,11 +63,21 @@ def test_nat_with_two_interfaces_gets_a_flow_log_on_each(recorder):
                              what="two flow logs")
     assert sorted(f["ResourceId"] for f in logs) == sorted(nat["interfaces"])
     recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    # What the NAT's own metrics counted in the window goes into the notice (read with the
+    # awsQuery CloudWatch client the emulator understands).
+    cw = recorder.emu.client("cloudwatch")
+    now = datetime.now(timezone.utc)
+    for metric, value in (("BytesInFromSource", 2_000_000_000), ("BytesInFromDestination", 500_000_000),
+                          ("BytesOutToDestination", 7)):
+        cw.put_metric_data(Namespace="AWS/NATGateway", MetricData=[{
+            "MetricName": metric, "Dimensions": [{"Name": "NatGatewayId", "Value": nat["id"]}],
+            "Timestamp": now, "Value": value, "Unit": "Bytes"}])
     recorder.resume(recorder.event("alarm-single-ok.json", nat["id"]))
     assert ended(recorder, arn)[0] == "SUCCEEDED"
     assert recorder.active_flow_logs() == []
     [notice] = recorder.notices()
     assert all(eni in notice["message"] for eni in nat["interfaces"])
+    assert "2.5 GB total: 2.0 GB from the VPC (BytesInFromSource), 500.0 MB back" in notice["message"]
 
 
 def test_missing_nat_fails_cleanly_and_the_user_is_told(recorder):
