@@ -22,7 +22,8 @@ def template():
 
 @pytest.fixture(scope="session")
 def emulator():
-    missing = [b for b in ("start-recording", "park-token", "resume-recording", "finish-recording", "alarms-macro")
+    missing = [b for b in ("start-recording", "park-token", "resume-recording", "finish-recording", "sweep-orphans",
+                                  "alarms-macro")
                if not (TARGET / b).exists()]
     if missing:
         pytest.fail(f"build the functions first (cargo build --workspace): missing {missing} in {TARGET}")

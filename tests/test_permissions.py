@@ -14,7 +14,8 @@ def granted(template) -> dict[str, set[str]]:
     out = {}
     for logical_id, res in template["Resources"].items():
         if res["Type"] != "AWS::Serverless::Function" or logical_id not in (
-                "StartRecordingFunction", "ParkTokenFunction", "ResumeRecordingFunction", "FinishRecordingFunction"):
+                "StartRecordingFunction", "ParkTokenFunction", "ResumeRecordingFunction", "FinishRecordingFunction",
+                "SweepOrphansFunction"):
             continue
         actions = set()
         for policy in res["Properties"].get("Policies", []):
@@ -45,6 +46,15 @@ def exercise(recorder):
     recorder.wait(recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T11:00:00.000+0000"),
                                  "perm-limit"))
     recorder.wait(recorder.start(recorder.event("alarm-math-alarm.json", "nat-0fedcba9876543210"), "perm-missing"))
+    recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="0")
+    left = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T12:00:00.000+0000"),
+                          "perm-left-behind")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    finish = recorder.function_names["FinishRecordingFunction"]
+    recorder.emu.router.faults.append(Fault(f"Invoke:{finish}", 403, "AccessDeniedException"))
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T12:00:05.000+0000"))
+    recorder.wait(left)
+    recorder.sweep()
 
 
 def test_each_function_is_granted_exactly_what_it_calls(recorder, template):

@@ -166,3 +166,39 @@ def test_ok_before_the_token_is_parked_still_stops_promptly(recorder):
     assert recorder.active_flow_logs() == []
     [notice] = recorder.notices()
     assert "alarm returned to OK" in notice["message"]
+
+
+def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
+    """FinishRecording cannot run (its invoke is denied): the state machine's last resort tells
+    the user, and the sweeper (run on schedule and on FAILED/ABORTED executions) cleans up.
+    The same sweep covers executions stopped by hand: their execution is no longer running.
+    (moto keeps a stopped execution RUNNING while its callback waits, so that case is unit-tested.)"""
+    from tests.harness.router import Fault
+    nat = recorder.create_nat()
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "cleanup-denied")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    running = recorder.sweep()
+    assert running["checked"] == 1 and running["swept"] == [], "a running recording is left alone"
+    finish = recorder.function_names["FinishRecordingFunction"]
+    recorder.emu.router.faults.append(Fault(f"Invoke:{finish}", 403, "AccessDeniedException", times=1))
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    status, d = ended(recorder, arn)
+    assert status == "FAILED" and d.get("error") == "CleanupFailed"
+    [notice] = recorder.notices()
+    assert "CLEANUP FAILED" in notice["subject"]
+    assert f"Values={arn}" in notice["message"], "the notice says how to find the flow logs"
+    assert len(recorder.active_flow_logs()) == 1
+
+    report = recorder.sweep()
+    assert [s["execution"] for s in report["swept"]] == [arn]
+    assert report["swept"][0]["reason"] == "execution_ended" and report["swept"][0]["lock_released"]
+    assert recorder.active_flow_logs() == []
+    assert "execution" not in recorder.lock_item(nat["id"])
+    [notice] = recorder.notices()
+    assert "ended by the sweeper" in notice["subject"]
+    assert recorder.sweep()["swept"] == [] and recorder.notices() == [], "swept once, told once"
+    # The NAT can be recorded again at once.
+    again = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T10:00:00.000+0000"),
+                           "after-sweep")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("execution", {}).get("S") == again,
+                      what="new recording holds the lock")

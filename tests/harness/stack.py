@@ -136,6 +136,7 @@ class Recorder:
         self.resolve = Resolver(
             refs={"RecordingsTable": self.table, "FlowLogGroup": self.log_group,
                   "NoticeTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-NoticeTopic",
+                  "RecorderStateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-recorder",
                   **{p: str(v.get("Default", "")) for p, v in template["Parameters"].items()}},
             attrs={"FlowLogDeliveryRole.Arn": logical_arn("FlowLogDeliveryRole", "role"),
                    **{f"{k}.Arn": logical_arn(k, "function") for k in functions}})
@@ -259,6 +260,15 @@ class Recorder:
         body = json.loads(resp["Payload"].read() or b"null")
         if resp.get("FunctionError"):
             raise RuntimeError(f"resume failed: {body}")
+        return body
+
+    def sweep(self) -> dict:
+        """What the schedule does: invoke the sweeper."""
+        lam = self.emu.client("lambda")
+        resp = lam.invoke(FunctionName=self.function_names["SweepOrphansFunction"], Payload=b"{}")
+        body = json.loads(resp["Payload"].read() or b"null")
+        if resp.get("FunctionError"):
+            raise RuntimeError(f"sweep failed: {body}")
         return body
 
     def history(self, execution_arn: str) -> list[dict]:

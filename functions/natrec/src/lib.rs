@@ -11,5 +11,6 @@ pub mod nat;
 pub mod notice;
 pub mod ports;
 pub mod recording;
+pub mod sweep;
 
 pub use error::{RecorderError, Result};

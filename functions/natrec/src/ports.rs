@@ -26,13 +26,19 @@ pub struct FlowLogRequest {
     pub tags: Vec<(String, String)>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedFlowLog {
+    pub id: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
 /// EC2 Create/Describe/DeleteFlowLogs.
 #[async_trait]
 pub trait FlowLogs: Send + Sync {
     /// Creates the flow logs; any entry in `Unsuccessful` is an error (`FlowLogsFailed`).
     async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>>;
-    /// IDs of the flow logs carrying tag `key` = `value`.
-    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>>;
+    /// The flow logs carrying tag `key` = `value`, with all their tags.
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>>;
     /// Deletes flow logs; ones that are already gone count as deleted.
     async fn delete(&self, ids: &[String]) -> Result<()>;
 }
@@ -127,4 +133,17 @@ pub struct NatBytes {
 #[async_trait]
 pub trait NatMetrics: Send + Sync {
     async fn bytes(&self, nat_id: &NatGatewayId, start_s: i64, end_s: i64) -> Result<NatBytes>;
+}
+
+/// Step Functions DescribeExecution.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// False when the execution ended (any status) or does not exist.
+    async fn is_running(&self, execution_arn: &str) -> Result<bool>;
+}
+
+/// SNS Publish.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn publish(&self, subject: &str, message: &str) -> Result<()>;
 }

@@ -390,9 +390,12 @@ pub async fn finish(
     };
 
     // Reconcile by tag: every flow log of this execution, not only the IDs passed along.
-    let mut ids = flow_logs
+    let mut ids: Vec<String> = flow_logs
         .find_tagged(TAG_EXECUTION, &input.execution)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
     for id in recording.iter().flat_map(|r| r.flow_log_ids.iter()) {
         if !ids.contains(id) {
             ids.push(id.clone());

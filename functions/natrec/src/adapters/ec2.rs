@@ -9,7 +9,7 @@ use aws_sdk_ec2::Client;
 
 use crate::error::{service_code, RecorderError, Result};
 use crate::nat::{FlowLogTarget, NatGateway, NatGatewayId};
-use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory};
+use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory, TaggedFlowLog};
 
 #[derive(Clone)]
 pub struct Ec2 {
@@ -128,7 +128,7 @@ impl FlowLogs for Ec2 {
         Ok(ids)
     }
 
-    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>> {
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {
         let filter = aws_sdk_ec2::types::Filter::builder()
             .name(format!("tag:{key}"))
             .values(value)
@@ -142,12 +142,21 @@ impl FlowLogs for Ec2 {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeFlowLogs", &e))?;
-            ids.extend(
-                page.flow_logs()
-                    .iter()
-                    .filter_map(|f| f.flow_log_id())
-                    .map(str::to_string),
-            );
+            ids.extend(page.flow_logs().iter().filter_map(|f| {
+                Some(TaggedFlowLog {
+                    id: f.flow_log_id()?.to_string(),
+                    tags: f
+                        .tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            ))
+                        })
+                        .collect(),
+                })
+            }));
         }
         Ok(ids)
     }

@@ -9,3 +9,5 @@ pub mod dynamodb;
 pub mod ec2;
 #[cfg(feature = "sfn")]
 pub mod sfn;
+#[cfg(feature = "sns")]
+pub mod sns;

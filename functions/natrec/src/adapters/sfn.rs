@@ -48,3 +48,24 @@ impl TaskTokens for StepFunctions {
         }
     }
 }
+
+#[async_trait]
+impl crate::ports::Executions for StepFunctions {
+    async fn is_running(&self, execution_arn: &str) -> Result<bool> {
+        match self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.status() == &aws_sdk_sfn::types::ExecutionStatus::Running),
+            Err(e) if service_code(&e) == Some("ExecutionDoesNotExist") => Ok(false),
+            Err(e) => Err(RecorderError::from_sdk(
+                "Step Functions",
+                "DescribeExecution",
+                &e,
+            )),
+        }
+    }
+}

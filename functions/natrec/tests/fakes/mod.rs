@@ -66,14 +66,17 @@ impl FlowLogs for FakeEc2 {
         }
         Ok(ids)
     }
-    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<String>> {
+    async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {
         Ok(self
             .flow_logs
             .lock()
             .unwrap()
             .iter()
             .filter(|(_, r)| r.tags.iter().any(|(k, v)| k == key && v == value))
-            .map(|(id, _)| id.clone())
+            .map(|(id, r)| TaggedFlowLog {
+                id: id.clone(),
+                tags: r.tags.iter().cloned().collect(),
+            })
             .collect())
     }
     async fn delete(&self, ids: &[String]) -> Result<()> {
@@ -233,5 +236,33 @@ pub struct FakeMetrics(pub Option<NatBytes>);
 impl NatMetrics for FakeMetrics {
     async fn bytes(&self, _: &NatGatewayId, _: i64, _: i64) -> Result<NatBytes> {
         self.0.ok_or_else(|| transient("GetMetricData"))
+    }
+}
+
+#[derive(Default)]
+pub struct FakeExecutions {
+    pub running: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Executions for FakeExecutions {
+    async fn is_running(&self, arn: &str) -> Result<bool> {
+        Ok(self.running.lock().unwrap().iter().any(|r| r == arn))
+    }
+}
+
+#[derive(Default)]
+pub struct FakeNotifier {
+    pub sent: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl Notifier for FakeNotifier {
+    async fn publish(&self, subject: &str, message: &str) -> Result<()> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((subject.into(), message.into()));
+        Ok(())
     }
 }
