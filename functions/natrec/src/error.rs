@@ -36,6 +36,9 @@ pub enum RecorderError {
         "the recording lock for {nat_id} is no longer held by this execution (held by {holder})"
     )]
     LockLost { nat_id: String, holder: String },
+    /// Retried by the state machine until the previous recording has released the NAT.
+    #[error("the previous recording of {nat_id} ({holder}) is ending; this new spike starts once it has cleaned up")]
+    RecordingEnding { nat_id: String, holder: String },
     #[error("configuration error: {0} (check the function's environment in template.yaml)")]
     Misconfigured(String),
 }
@@ -51,6 +54,7 @@ impl RecorderError {
             Self::UnexpectedEvent(_) => "UnexpectedEvent",
             Self::FlowLogsFailed(_) => "FlowLogsFailed",
             Self::LockLost { .. } => "LockLost",
+            Self::RecordingEnding { .. } => "RecordingEnding",
             Self::Misconfigured(_) => "Misconfigured",
         }
     }

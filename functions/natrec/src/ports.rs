@@ -59,7 +59,11 @@ pub struct LockRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
     Acquired,
+    /// Another execution records this NAT.
     HeldBy(String),
+    /// Another execution holds the lock but its recording is ending (a stop signal newer than
+    /// its alarm, older than ours): this alarm is a new spike and must wait for the lock.
+    HolderEnding(String),
     LimitReached(u64),
 }
 

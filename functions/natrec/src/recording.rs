@@ -187,6 +187,12 @@ pub async fn start(
     };
     match store.acquire(&lock).await? {
         Acquired::Acquired => {}
+        Acquired::HolderEnding(holder) => {
+            return Err(RecorderError::RecordingEnding {
+                nat_id: nat_id.to_string(),
+                holder,
+            });
+        }
         Acquired::HeldBy(holder) => {
             info!(nat = %nat_id, %holder, "already recording; this alarm joins the running recording");
             recording.status = StartStatus::AlreadyRecording;

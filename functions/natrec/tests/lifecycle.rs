@@ -7,7 +7,7 @@ use chrono::{TimeZone, Utc};
 use fakes::*;
 use natrec::event::AlarmEvent;
 use natrec::nat::{FlowLogTarget, NatGateway, NatGatewayId};
-use natrec::ports::{NatBytes, Parked};
+use natrec::ports::{NatBytes, Parked, RecordingStore};
 use natrec::recording::*;
 use natrec::RecorderError;
 use serde_json::{json, Value};
@@ -637,4 +637,51 @@ async fn a_failing_delete_fails_the_finish_so_it_is_retried() {
     .await
     .unwrap();
     assert!(ec2.active().is_empty() && done.lock_released);
+}
+
+#[tokio::test]
+async fn alarm_ok_alarm_in_a_second_waits_for_the_ending_recording_instead_of_joining_it() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let tokens = FakeTokens::default();
+    start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    let ok = fixture("alarm-math-ok.json"); // 09:09:10.456
+    resume(ok, &store, &tokens).await.unwrap();
+    let mut again = fixture("alarm-math-alarm.json");
+    again["detail"]["state"]["timestamp"] = json!("2026-11-25T09:09:11.000+0000");
+    let err = start(
+        again.clone(),
+        "exec-2",
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.error_type(),
+        "RecordingEnding",
+        "retried by the state machine"
+    );
+    // Once the first recording released the lock, the new spike records.
+    store
+        .release(&NatGatewayId::parse(NAT).unwrap(), EXEC)
+        .await
+        .unwrap();
+    let rec = start(again, "exec-2", now(), &settings(0), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, StartStatus::Recording);
 }

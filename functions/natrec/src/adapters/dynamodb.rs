@@ -132,11 +132,22 @@ impl RecordingStore for DynamoStore {
                     reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
                 };
                 if failed(0) {
-                    let holder = reasons[0]
-                        .item()
+                    let old = reasons[0].item();
+                    let holder = old
                         .and_then(|i| get_s(i, "execution"))
-                        .unwrap_or("another execution");
-                    Ok(Acquired::HeldBy(holder.to_string()))
+                        .unwrap_or("another execution")
+                        .to_string();
+                    let holder_alarm = old
+                        .and_then(|i| get_n(i, "alarm_at_ms"))
+                        .unwrap_or(i64::MAX);
+                    let last_stop = old
+                        .and_then(|i| get_n(i, "last_stop_at_ms"))
+                        .unwrap_or(i64::MIN);
+                    if last_stop > holder_alarm && lock.alarm_at_ms > last_stop {
+                        Ok(Acquired::HolderEnding(holder))
+                    } else {
+                        Ok(Acquired::HeldBy(holder))
+                    }
                 } else if failed(1) {
                     let count = reasons[1]
                         .item()

@@ -115,7 +115,16 @@ impl RecordingStore for FakeStore {
         let item = items.entry(lock.nat_id.to_string()).or_default();
         match &item.execution {
             Some(e) if e == &lock.execution => return Ok(Acquired::Acquired),
-            Some(e) => return Ok(Acquired::HeldBy(e.clone())),
+            Some(e) => {
+                let ending = item.last_stop.as_ref().is_some_and(|s| {
+                    s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) && lock.alarm_at_ms > s.at_ms
+                });
+                return Ok(if ending {
+                    Acquired::HolderEnding(e.clone())
+                } else {
+                    Acquired::HeldBy(e.clone())
+                });
+            }
             None => {}
         }
         let count = *self
