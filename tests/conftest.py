@@ -50,3 +50,9 @@ def recorder(recorder_host, emulator):
             host.restart(**wanted)
     recorder_host.deploy()
     yield recorder_host
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests import test_faults
+    if test_faults.SUMMARY["scenarios"]:
+        terminalreporter.write_line(test_faults.pytest_summary_line())

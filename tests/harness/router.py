@@ -7,6 +7,7 @@ calls come through the router too, so faults can be injected into any AWS call (
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -28,6 +29,7 @@ class Fault:
     status: int
     code: str
     times: int = 1
+    caller: str | None = None  # only calls of this function (its SDK app id)
     injected: int = 0
 
 
@@ -67,13 +69,14 @@ class Router(ThreadingHTTPServer):
         # (caller, action) of every AWS call, caller = the SDK's app id (AWS_SDK_UA_APP_ID).
         self.callers: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
+        self.dynamodb_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
-    def take_fault(self, action: str) -> Fault | None:
+    def take_fault(self, action: str, caller: str | None = None) -> Fault | None:
         with self.lock:
             self.calls.append(action)
             for f in self.faults:
-                if f.action == action and f.injected < f.times:
+                if f.action == action and f.injected < f.times and f.caller in (None, caller):
                     f.injected += 1
                     return f
         return None
@@ -102,18 +105,25 @@ class _Handler(BaseHTTPRequestHandler):
         action = aws_action(self.headers, body)
         ua = f"{self.headers.get('x-amz-user-agent', '')} {self.headers.get('User-Agent', '')}"
         app = re.search(r"\bapp/([\w-]+)", ua)
-        if app and action:
+        caller = app.group(1) if app else None
+        if caller and action:
             for iam_action in iam_actions(self.headers, action, body):
-                self.server.callers.add((app.group(1), iam_action))
-        fault = self.server.take_fault(action)
+                self.server.callers.add((caller, iam_action))
+        fault = self.server.take_fault(action, caller)
         if fault:
             return self._fault(fault)
         conn = http.client.HTTPConnection("127.0.0.1", self.server.moto_port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Host"] = self.headers.get("Host", f"127.0.0.1:{self.server.moto_port}")
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
+        # moto evaluates DynamoDB conditions and writes without a lock, so two threads can both
+        # pass a condition; DynamoDB itself applies conditional writes atomically. Serializing
+        # DynamoDB requests here restores that guarantee (and only that).
+        serialize = self.server.dynamodb_lock if (self.headers.get("X-Amz-Target") or "").startswith("DynamoDB_") \
+            else contextlib.nullcontext()
+        with serialize:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
         self._send(resp.status, data, {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS})
         conn.close()
 
@@ -123,8 +133,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, body, {"Content-Type": "application/x-amz-json-1.0",
                                                    "x-amzn-ErrorType": fault.code,
                                                    "x-amzn-RequestId": str(uuid.uuid4())})
-        body = (f"<Response><Errors><Error><Code>{fault.code}</Code><Message>injected {fault.code}</Message>"
-                f"</Error></Errors><RequestID>fault</RequestID></Response>").encode()
+        scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
+        if scope and scope.group(1) == "ec2":
+            body = (f"<Response><Errors><Error><Code>{fault.code}</Code><Message>injected {fault.code}</Message>"
+                    f"</Error></Errors><RequestID>fault</RequestID></Response>").encode()
+        else:
+            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code><Message>injected "
+                    f"{fault.code}</Message></Error><RequestId>fault</RequestId></ErrorResponse>").encode()
         self._send(fault.status, body, {"Content-Type": "text/xml"})
 
     def _invoke(self, path: str, body: bytes):

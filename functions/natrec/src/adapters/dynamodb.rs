@@ -154,6 +154,16 @@ impl RecordingStore for DynamoStore {
                         .and_then(|i| get_n(i, "started"))
                         .unwrap_or(0);
                     Ok(Acquired::LimitReached(count.max(0) as u64))
+                } else if reasons
+                    .iter()
+                    .any(|r| r.code() == Some("TransactionConflict"))
+                {
+                    // Another transaction touched the item at the same moment: retry.
+                    Err(RecorderError::Transient {
+                        service: "DynamoDB",
+                        operation: "TransactWriteItems",
+                        message: "TransactionConflict".into(),
+                    })
                 } else {
                     Err(err("TransactWriteItems", &e))
                 }

@@ -1,0 +1,173 @@
+"""The fault matrix and the races, against the emulator with the real ASL and binaries.
+
+Faults are injected by the invoke router into AWS calls of one function (or into the Lambda
+invoke of a step): throttling (absorbed by the SDK's retries), server errors beyond the SDK's
+retries (retried by the state machine) and access denied (not retryable: the cleanup path).
+After every scenario: no recorder flow log active, no lock held, the execution ended, exactly
+one state-machine notice (recorded or failed) for the recording attempt."""
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.harness.router import Fault
+
+SUMMARY = {"scenarios": 0, "faults": 0, "orphans": 0, "lost_notices": 0}
+
+
+def pytest_summary_line() -> str:
+    return (f"fault matrix: {SUMMARY['scenarios']} scenarios, {SUMMARY['faults']} faults injected, "
+            f"{SUMMARY['orphans']} orphaned flow logs, {SUMMARY['lost_notices']} lost notices")
+
+
+# (caller, action): every AWS call of a normal recording, by the function that makes it.
+CALLS = [
+    ("StartRecordingFunction", "GetItem"),
+    ("StartRecordingFunction", "DescribeNatGateways"),
+    ("StartRecordingFunction", "TransactWriteItems"),
+    ("StartRecordingFunction", "CreateFlowLogs"),
+    ("ParkTokenFunction", "UpdateItem"),
+    ("ResumeRecordingFunction", "UpdateItem"),
+    ("ResumeRecordingFunction", "SendTaskSuccess"),
+    ("FinishRecordingFunction", "DescribeFlowLogs"),
+    ("FinishRecordingFunction", "DeleteFlowLogs"),
+    ("FinishRecordingFunction", "UpdateItem"),
+    ("FinishRecordingFunction", "GetMetricData"),
+    (None, "Publish"),  # the state machine's sns:publish
+]
+INVOKES = ["StartRecordingFunction", "ParkTokenFunction", "FinishRecordingFunction"]
+DENIED = {"DescribeNatGateways": "UnauthorizedOperation", "CreateFlowLogs": "UnauthorizedOperation",
+          "DescribeFlowLogs": "UnauthorizedOperation", "DeleteFlowLogs": "UnauthorizedOperation"}
+KINDS = {
+    "throttled": lambda action: (400, "ThrottlingException" if action not in DENIED else "RequestLimitExceeded", 2),
+    "server-error": lambda action: (500, "InternalFailure" if action not in DENIED else "InternalError", 4),
+    "denied": lambda action: (400 if action in DENIED else 403, DENIED.get(action, "AccessDeniedException"), 1),
+}
+INVOKE_KINDS = {"throttled": (429, "TooManyRequestsException", 1), "server-error": (500, "ServiceException", 1),
+                "denied": (403, "AccessDeniedException", 1)}
+
+
+def record_once(rec, name: str, recording_time: int = 8) -> dict:
+    """One recording attempt: ALARM, OK once the token is parked (or time runs out), then what
+    EventBridge would also do: run the sweeper when the execution ended FAILED or ABORTED."""
+    nat = rec.create_nat()
+    arn = rec.start(rec.event("alarm-math-alarm.json", nat["id"]), name)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if rec.emu.client("stepfunctions").describe_execution(executionArn=arn)["status"] != "RUNNING":
+            break
+        if (rec.lock_item(nat["id"]) or {}).get("token"):
+            try:
+                rec.resume(rec.event("alarm-math-ok.json", nat["id"]))
+            except RuntimeError:
+                pass  # the resume function failed: the recording ends by its time limit
+            break
+        time.sleep(0.2)
+    status = rec.wait(arn, timeout=180)["status"]
+    if status in ("FAILED", "ABORTED", "TIMED_OUT"):
+        rec.sweep()
+    return {"nat": nat, "arn": arn, "status": status}
+
+
+def check_clean(rec, outcome) -> list[dict]:
+    """The invariants; counts orphans and lost notices for the summary."""
+    SUMMARY["scenarios"] += 1
+    flow_logs = rec.active_flow_logs()
+    SUMMARY["orphans"] += len(flow_logs)
+    notices = rec.notices()
+    state_machine_notices = [n for n in notices if "by the sweeper" not in n["subject"]]
+    if not state_machine_notices:
+        SUMMARY["lost_notices"] += 1
+    assert flow_logs == [], "flow logs left running"
+    item = rec.lock_item(outcome["nat"]["id"]) or {}
+    assert "execution" not in item and "token" not in item, f"lock or token left: {item}"
+    assert outcome["status"] in ("SUCCEEDED", "FAILED"), outcome
+    assert len(state_machine_notices) == 1, [n["subject"] for n in notices]
+    return state_machine_notices
+
+
+def app_id(caller):
+    return caller
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("caller,action", CALLS)
+def test_fault_in_aws_call(recorder, caller, action, kind):
+    recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="8")
+    status, code, times = KINDS[kind](action)
+    fault = Fault(action, status, code, times=times, caller=caller)
+    recorder.emu.router.faults.append(fault)
+    outcome = record_once(recorder, f"fault-{kind}-{caller}-{action}"[:80])
+    SUMMARY["faults"] += fault.injected
+    assert fault.injected, "the fault was injected"
+    [notice] = check_clean(recorder, outcome)
+    if kind != "denied" or action in ("GetMetricData", "Publish") or caller == "ResumeRecordingFunction":
+        # retried, tolerated, or (resume) the time limit ends the recording instead
+        assert outcome["status"] == "SUCCEEDED", notice
+        assert notice["subject"].startswith("NAT spike recorded")
+    else:
+        assert outcome["status"] == "FAILED"
+        assert "FAILED" in notice["subject"]
+
+
+@pytest.mark.parametrize("kind", list(INVOKE_KINDS))
+@pytest.mark.parametrize("function", INVOKES)
+def test_fault_in_lambda_invoke(recorder, function, kind):
+    recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="8")
+    status, code, times = INVOKE_KINDS[kind]
+    fault = Fault(f"Invoke:{recorder.function_names[function]}", status, code, times=times)
+    recorder.emu.router.faults.append(fault)
+    outcome = record_once(recorder, f"invoke-{kind}-{function}")
+    SUMMARY["faults"] += fault.injected
+    assert fault.injected
+    [notice] = check_clean(recorder, outcome)
+    if kind == "denied":
+        assert outcome["status"] == "FAILED"
+    else:
+        assert outcome["status"] == "SUCCEEDED", notice
+
+
+def test_twenty_nats_alarming_at_once_each_event_delivered_three_times(recorder):
+    nats = [recorder.create_nat() for _ in range(20)]
+    events = [recorder.event("alarm-math-alarm.json", n["id"]) for n in nats]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        arns = list(pool.map(lambda a: recorder.start(events[a[0]], f"burst-{a[0]}-{a[1]}"),
+                             [(i, d) for i in range(20) for d in range(3)]))
+    try:
+        recorder.wait_for(lambda: all((recorder.lock_item(n["id"]) or {}).get("token") for n in nats),
+                          timeout=120, what="20 tokens parked")
+    except TimeoutError:
+        pytest.fail("\n".join(n["message"] for n in recorder.notices()))
+    flow_logs = recorder.active_flow_logs()
+    assert sorted(f["ResourceId"] for f in flow_logs) == sorted(n["interfaces"][0] for n in nats), \
+        "exactly one flow log per NAT"
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda n: recorder.resume(recorder.event("alarm-math-ok.json", n["id"])), nats))
+    statuses = [recorder.wait(a, timeout=180)["status"] for a in arns]
+    notices = recorder.notices()
+    failures = [n["message"] for n in notices if "FAILED" in n["subject"]]
+    assert statuses.count("SUCCEEDED") == 60, failures
+    assert recorder.active_flow_logs() == []
+    assert len(notices) == 20 and all(n["subject"].startswith("NAT spike recorded") for n in notices)
+    assert sorted(n["subject"].split(": ")[1].split(" ")[0] for n in notices) == sorted(n["id"] for n in nats)
+    SUMMARY["scenarios"] += 1
+
+
+def test_alarm_ok_alarm_within_a_second_records_both_spikes(recorder):
+    nat = recorder.create_nat()
+    first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T09:01:10.000+0000"),
+                           "flap-1")
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T09:01:10.400+0000"))
+    second = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T09:01:10.800+0000"),
+                            "flap-2")
+    assert recorder.wait(first)["status"] == "SUCCEEDED"
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("execution", {}).get("S") == second
+                      and (recorder.lock_item(nat["id"]) or {}).get("token"), timeout=60, what="second spike recording")
+    assert len(recorder.active_flow_logs()) == 1
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T09:05:00.000+0000"))
+    assert recorder.wait(second)["status"] == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    notices = recorder.notices()
+    assert len(notices) == 2 and all(n["subject"].startswith("NAT spike recorded") for n in notices)
+    SUMMARY["scenarios"] += 1
