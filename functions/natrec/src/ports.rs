@@ -110,6 +110,8 @@ pub trait RecordingStore: Send + Sync {
     ) -> Result<Option<String>>;
     /// Releases the lock if `execution` holds it; true if it did.
     async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool>;
+    /// Every held lock: (NAT, execution).
+    async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

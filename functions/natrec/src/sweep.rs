@@ -35,6 +35,9 @@ pub enum SweepReason {
 pub struct SweepReport {
     pub checked: usize,
     pub swept: Vec<Swept>,
+    /// Locks of executions no longer running, with no flow log left (cleanup failed after
+    /// deleting them): released so the NAT can be recorded again before the lock's TTL.
+    pub stale_locks_released: Vec<String>,
 }
 
 fn expired(fl: &TaggedFlowLog, now: DateTime<Utc>) -> bool {
@@ -62,7 +65,7 @@ pub async fn sweep(
     }
     let mut report = SweepReport {
         checked: found.len(),
-        swept: vec![],
+        ..Default::default()
     };
     for (execution, group) in by_execution {
         let reason = if everything || group.iter().any(|f| expired(f, now)) {
@@ -109,6 +112,15 @@ pub async fn sweep(
             flow_logs: ids,
             lock_released,
         });
+    }
+    for (nat, execution) in store.held_locks().await? {
+        if !everything && executions.is_running(&execution).await? {
+            continue;
+        }
+        if store.release(&nat, &execution).await? {
+            info!(nat = %nat, %execution, "released a stale lock");
+            report.stale_locks_released.push(nat.to_string());
+        }
     }
     Ok(report)
 }

@@ -119,3 +119,25 @@ async fn other_stacks_flow_logs_are_not_touched() {
     assert_eq!(report.checked, 0);
     assert_eq!(ec2.active().len(), 2);
 }
+
+#[tokio::test]
+async fn a_lock_left_by_an_ended_execution_is_released_without_a_notice() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    start(fixture(), "exec-1", now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    let ids = ec2.active();
+    natrec::ports::FlowLogs::delete(&ec2, &ids).await.unwrap(); // cleanup deleted them, then failed
+    let report = sweep("natrec-test", now, false, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert_eq!(report.stale_locks_released, [NAT]);
+    assert!(store.items.lock().unwrap()[NAT].execution.is_none());
+    assert!(notifier.sent.lock().unwrap().is_empty());
+}

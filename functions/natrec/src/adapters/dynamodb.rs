@@ -319,4 +319,29 @@ impl RecordingStore for DynamoStore {
             Err(e) => Err(err("UpdateItem", &e)),
         }
     }
+
+    async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>> {
+        // One item per NAT: the table is tiny, a filtered scan is the simplest complete answer.
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("attribute_exists(execution)")
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| err("Scan", &e))?;
+            for item in page.items() {
+                if let (Some(Ok(nat)), Some(execution)) = (
+                    get_s(item, "pk").map(NatGatewayId::parse),
+                    get_s(item, "execution"),
+                ) {
+                    out.push((nat, execution.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
 }

@@ -205,6 +205,15 @@ impl RecordingStore for FakeStore {
             _ => Ok(None),
         }
     }
+    async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>> {
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(nat, i)| Some((NatGatewayId::parse(nat).ok()?, i.execution.clone()?)))
+            .collect())
+    }
     async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool> {
         let mut items = self.items.lock().unwrap();
         match items.get_mut(nat_id.as_str()) {
