@@ -202,3 +202,42 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
                            "after-sweep")
     recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("execution", {}).get("S") == again,
                       what="new recording holds the lock")
+
+
+def test_deleting_the_stack_deletes_every_recorder_flow_log(recorder):
+    """The custom resource: CloudFormation sends Delete to the sweeper, which deletes all of the
+    stack's flow logs (even of a running recording) and answers on the presigned URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    answers = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/presigned"
+    try:
+        def request(kind):
+            return {"RequestType": kind, "ResponseURL": url, "StackId": "arn:aws:cloudformation:stack/natrec-test/1",
+                    "RequestId": f"req-{kind}", "LogicalResourceId": "FlowLogCleanupOnDelete",
+                    "ResourceType": "Custom::RecorderFlowLogCleanup", "ResourceProperties": {}}
+        nat = recorder.create_nat(interfaces=2)
+        recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "before-delete")
+        recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+        lam = recorder.emu.client("lambda")
+        fn = recorder.function_names["SweepOrphansFunction"]
+        lam.invoke(FunctionName=fn, Payload=json.dumps(request("Create")))
+        assert answers[-1]["Status"] == "SUCCESS" and len(recorder.active_flow_logs()) == 2, "create touches nothing"
+        lam.invoke(FunctionName=fn, Payload=json.dumps(request("Delete")))
+        assert answers[-1]["Status"] == "SUCCESS", answers[-1]
+        assert answers[-1]["RequestId"] == "req-Delete"
+        assert recorder.active_flow_logs() == []
+    finally:
+        server.shutdown()

@@ -1,11 +1,14 @@
-//! Scheduled sweeper: deletes this stack's flow logs that no running recording owns (see
-//! natrec::sweep). Invoked by a schedule and when a recorder execution ends abnormally.
+//! The sweeper: deletes this stack's flow logs that no running recording owns (see
+//! natrec::sweep). Invoked on a schedule, when a recorder execution ends abnormally, and as a
+//! CloudFormation custom resource so that deleting the stack deletes every recorder flow log.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use natrec::adapters::{dynamodb::DynamoStore, ec2::Ec2, sfn::StepFunctions, sns::Sns};
 use natrec::sweep::{self, SweepReport};
 use natrec::{env, RecorderError};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::{error, info};
 
 struct App {
     stack_name: String,
@@ -15,23 +18,92 @@ struct App {
     notifier: Sns,
 }
 
-async fn handle(app: &App, _event: LambdaEvent<Value>) -> Result<SweepReport, RecorderError> {
-    let report = sweep::sweep(
-        &app.stack_name,
-        chrono::Utc::now(),
-        false,
-        &app.ec2,
-        &app.executions,
-        &app.store,
-        &app.notifier,
-    )
-    .await?;
-    tracing::info!(
+impl App {
+    async fn sweep(&self, everything: bool) -> Result<SweepReport, RecorderError> {
+        let now = chrono::Utc::now();
+        sweep::sweep(
+            &self.stack_name,
+            now,
+            everything,
+            &self.ec2,
+            &self.executions,
+            &self.store,
+            &self.notifier,
+        )
+        .await
+    }
+}
+
+/// A CloudFormation custom resource request.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CustomResource {
+    request_type: String,
+    #[serde(rename = "ResponseURL")]
+    response_url: String,
+    stack_id: String,
+    request_id: String,
+    logical_resource_id: String,
+    #[serde(default)]
+    physical_resource_id: Option<String>,
+}
+
+async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, RecorderError> {
+    if let Ok(cr) = serde_json::from_value::<CustomResource>(event.payload.clone()) {
+        return on_stack_event(app, cr).await;
+    }
+    let report = app.sweep(false).await?;
+    info!(
         checked = report.checked,
         swept = report.swept.len(),
         "sweep done"
     );
-    Ok(report)
+    Ok(serde_json::to_value(report).unwrap_or_default())
+}
+
+/// Stack deletion deletes every flow log of the stack; create and update do nothing.
+async fn on_stack_event(app: &App, cr: CustomResource) -> Result<Value, RecorderError> {
+    let (status, reason) = if cr.request_type == "Delete" {
+        match app.sweep(true).await {
+            Ok(report) => (
+                "SUCCESS",
+                format!(
+                    "deleted the flow logs of {} recording(s)",
+                    report.swept.len()
+                ),
+            ),
+            Err(e) => {
+                error!(error = %e, "stack deletion sweep failed");
+                ("FAILED", format!("could not delete the recorder's flow logs: {e}. Retry the deletion; flow logs carry the tag natrec:stack={}", app.stack_name))
+            }
+        }
+    } else {
+        ("SUCCESS", "nothing to do".to_string())
+    };
+    let body = json!({
+        "Status": status,
+        "Reason": reason,
+        "PhysicalResourceId": cr.physical_resource_id.clone().unwrap_or_else(|| format!("{}-flow-log-cleanup", app.stack_name)),
+        "StackId": cr.stack_id,
+        "RequestId": cr.request_id,
+        "LogicalResourceId": cr.logical_resource_id,
+    });
+    let url = cr.response_url.clone();
+    let payload = body.to_string();
+    tokio::task::spawn_blocking(move || {
+        ureq::put(&url)
+            .header("Content-Type", "")
+            .send(payload.as_bytes())
+    })
+    .await
+    .map_err(|e| RecorderError::Misconfigured(format!("response task failed: {e}")))?
+    .map_err(|e| RecorderError::Transient {
+        service: "CloudFormation",
+        operation: "custom resource response",
+        message: e.to_string(),
+    })?;
+    info!(request_type = %cr.request_type, status, "answered CloudFormation");
+    Ok(body)
 }
 
 #[tokio::main(flavor = "current_thread")]
