@@ -45,7 +45,10 @@ KINDS = {
     "denied": lambda action: (400 if action in DENIED else 403, DENIED.get(action, "AccessDeniedException"), 1),
 }
 INVOKE_KINDS = {"throttled": (429, "TooManyRequestsException", 1), "server-error": (500, "ServiceException", 1),
-                "denied": (403, "AccessDeniedException", 1)}
+                "denied": (403, "AccessDeniedException", 1),
+                # the function ran (side effects and all) but Lambda reports a timeout: the retry
+                # must be idempotent (same lock, same ClientToken, counted once)
+                "timed-out": (200, "Sandbox.Timedout", 1)}
 
 
 def record_once(rec, name: str, recording_time: int = 8) -> dict:
@@ -126,6 +129,10 @@ def test_fault_in_lambda_invoke(recorder, function, kind):
         assert outcome["status"] == "FAILED"
     else:
         assert outcome["status"] == "SUCCEEDED", notice
+    if function == "StartRecordingFunction" and kind != "denied":
+        counter = recorder.emu.client("dynamodb").get_item(
+            TableName=recorder.table, Key={"pk": {"S": f"count#{outcome['nat']['id']}"}})["Item"]
+        assert counter["started"]["N"] == "1", "a retried start counts the recording once"
 
 
 def test_twenty_nats_alarming_at_once_each_event_delivered_three_times(recorder):
@@ -171,3 +178,14 @@ def test_alarm_ok_alarm_within_a_second_records_both_spikes(recorder):
     notices = recorder.notices()
     assert len(notices) == 2 and all(n["subject"].startswith("NAT spike recorded") for n in notices)
     SUMMARY["scenarios"] += 1
+
+
+def test_nat_deleted_mid_recording_still_ends_cleanly(recorder):
+    nat = recorder.create_nat()
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "nat-deleted")
+    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.emu.client("ec2").delete_nat_gateway(NatGatewayId=nat["id"])
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    outcome = {"nat": nat, "arn": arn, "status": recorder.wait(arn)["status"]}
+    [notice] = check_clean(recorder, outcome)
+    assert outcome["status"] == "SUCCEEDED" and notice["subject"].startswith("NAT spike recorded")

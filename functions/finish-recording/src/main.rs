@@ -15,9 +15,8 @@ struct App {
 }
 
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Finished, RecorderError> {
-    let input: FinishInput = serde_json::from_value(event.payload).map_err(|e| {
-        RecorderError::UnexpectedEvent(format!("the finish step needs execution and state: {e}"))
-    })?;
+    let input: FinishInput = serde_json::from_value(event.payload)
+        .map_err(|e| RecorderError::UnexpectedEvent(format!("the finish step needs execution and state: {e}")))?;
     recording::finish(
         input,
         chrono::Utc::now(),
@@ -45,10 +44,7 @@ async fn main() -> Result<(), Error> {
     let app = App {
         settings,
         ec2: Ec2::new(aws_sdk_ec2::Client::new(&config)),
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env::var("TABLE_NAME")?,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
         metrics: CloudWatch::new(aws_sdk_cloudwatch::Client::new(&config)),
     };
     run(service_fn(|event| handle(&app, event))).await

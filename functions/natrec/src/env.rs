@@ -28,11 +28,9 @@ pub fn var(name: &str) -> Result<String> {
 /// A required numeric environment variable.
 pub fn number<T: std::str::FromStr>(name: &str) -> Result<T> {
     let v = var(name)?;
-    v.trim().parse().map_err(|_| {
-        RecorderError::Misconfigured(format!(
-            "environment variable {name}={v:?} is not a valid number"
-        ))
-    })
+    v.trim()
+        .parse()
+        .map_err(|_| RecorderError::Misconfigured(format!("environment variable {name}={v:?} is not a valid number")))
 }
 
 /// The SDK configuration, built once per cold start.

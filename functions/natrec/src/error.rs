@@ -5,8 +5,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lambda_runtime::Diagnostic;
 
 /// Every SDK call returns this error type over an HTTP response.
-pub type SdkError<E> =
-    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>;
+pub type SdkError<E> = aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
@@ -24,7 +23,9 @@ pub enum RecorderError {
         operation: &'static str,
         message: String,
     },
-    #[error("NAT Gateway {0} does not exist in this account and region (or was deleted); check the NatGatewayIds parameter")]
+    #[error(
+        "NAT Gateway {0} does not exist in this account and region (or was deleted); check the NatGatewayIds parameter"
+    )]
     NatNotFound(String),
     #[error("NAT Gateway {nat_id} is {state}; only an available NAT Gateway can be recorded")]
     NatNotAvailable { nat_id: String, state: String },
@@ -32,9 +33,7 @@ pub enum RecorderError {
     UnexpectedEvent(String),
     #[error("CreateFlowLogs did not create every flow log: {0}")]
     FlowLogsFailed(String),
-    #[error(
-        "the recording lock for {nat_id} is no longer held by this execution (held by {holder})"
-    )]
+    #[error("the recording lock for {nat_id} is no longer held by this execution (held by {holder})")]
     LockLost { nat_id: String, holder: String },
     /// Retried by the state machine until the previous recording has released the NAT.
     #[error("the previous recording of {nat_id} ({holder}) is ending; this new spike starts once it has cleaned up")]
@@ -71,9 +70,7 @@ impl RecorderError {
     {
         let message = sdk_message(err);
         let transient = match err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or_default();
                 let status = se.raw().status().as_u16();
@@ -136,10 +133,7 @@ where
                 e.message().unwrap_or("no message")
             )
         }
-        other => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(other)
-        ),
+        other => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other)),
     }
 }
 

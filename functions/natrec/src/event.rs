@@ -155,9 +155,7 @@ pub fn find_nat_gateway(detail: &AlarmStateChange) -> Result<NatGatewayId> {
         }
     }
     match found.as_slice() {
-        [one] => {
-            NatGatewayId::parse(one).map_err(|e| RecorderError::UnexpectedEvent(e.to_string()))
-        }
+        [one] => NatGatewayId::parse(one).map_err(|e| RecorderError::UnexpectedEvent(e.to_string())),
         [] if other_namespaces.is_empty() => Err(RecorderError::UnexpectedEvent(format!(
             "alarm {} has no metric with a NatGatewayId dimension",
             detail.alarm_name

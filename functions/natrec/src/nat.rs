@@ -13,7 +13,9 @@ pub struct NatGatewayId(String);
 pub enum NatIdError {
     #[error("{0:?} is not a NAT Gateway ID: expected nat- followed by 8 or 17 lowercase hex digits, e.g. nat-0123456789abcdef0")]
     Malformed(String),
-    #[error("no NAT Gateway ID given: expected a comma-separated list such as nat-0123456789abcdef0,nat-0fedcba9876543210")]
+    #[error(
+        "no NAT Gateway ID given: expected a comma-separated list such as nat-0123456789abcdef0,nat-0fedcba9876543210"
+    )]
     Empty,
     #[error("NAT Gateway ID {0} is listed twice")]
     Duplicate(String),
@@ -24,10 +26,7 @@ impl NatGatewayId {
         let hex = s
             .strip_prefix("nat-")
             .ok_or_else(|| NatIdError::Malformed(s.to_string()))?;
-        let ok = matches!(hex.len(), 8 | 17)
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(Self(s.to_string()))
         } else {

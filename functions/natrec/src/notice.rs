@@ -42,7 +42,9 @@ pub fn one_line(query: &str) -> String {
 
 pub fn console_log_group_url(region: &str, log_group: &str) -> String {
     let encoded = log_group.replace('/', "$252F");
-    format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{encoded}")
+    format!(
+        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{encoded}"
+    )
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -72,16 +74,11 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
     let r = f.recording;
     let s = f.settings;
     let why = match f.ending {
-        Ending::AlarmOk => {
-            "the alarm returned to OK (traffic is back below the threshold)".to_string()
-        }
+        Ending::AlarmOk => "the alarm returned to OK (traffic is back below the threshold)".to_string(),
         Ending::AlarmInsufficientData => {
             "the alarm went to INSUFFICIENT_DATA (the NAT stopped reporting traffic)".to_string()
         }
-        Ending::TimeLimit => format!(
-            "the recording time limit of {} s was reached",
-            r.recording_time
-        ),
+        Ending::TimeLimit => format!("the recording time limit of {} s was reached", r.recording_time),
         Ending::Failed => "a failure".to_string(),
     };
     let minutes = (f.ended_at - r.started_at).num_seconds().max(0) as f64 / 60.0;

@@ -94,20 +94,11 @@ pub enum Parked {
 pub trait RecordingStore: Send + Sync {
     async fn acquire(&self, lock: &LockRequest) -> Result<Acquired>;
     /// Records the flow logs and counts the recording as started (idempotent per execution).
-    async fn mark_started(
-        &self,
-        nat_id: &NatGatewayId,
-        execution: &str,
-        flow_log_ids: &[String],
-    ) -> Result<()>;
+    async fn mark_started(&self, nat_id: &NatGatewayId, execution: &str, flow_log_ids: &[String]) -> Result<()>;
     /// Stores the task token if `execution` still holds the lock (else `LockLost`).
     async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked>;
     /// Records a stop signal; returns the parked token of a recording that it ends.
-    async fn request_stop(
-        &self,
-        nat_id: &NatGatewayId,
-        signal: &StopSignal,
-    ) -> Result<Option<String>>;
+    async fn request_stop(&self, nat_id: &NatGatewayId, signal: &StopSignal) -> Result<Option<String>>;
     /// Releases the lock if `execution` holds it; true if it did.
     async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool>;
     /// Every held lock: (NAT, execution).

@@ -230,7 +230,19 @@ pub async fn start(
             ),
         ],
     };
-    let ids = flow_logs.create(&request).await?;
+    // A retry after a timeout that hid a success finds this execution's flow logs by tag and
+    // keeps them (the ClientToken makes a repeated create idempotent too, on AWS).
+    let existing: Vec<String> = flow_logs
+        .find_tagged(TAG_EXECUTION, execution)
+        .await?
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    let ids = if existing.is_empty() {
+        flow_logs.create(&request).await?
+    } else {
+        existing
+    };
     store.mark_started(&nat_id, execution, &ids).await?;
     if let FlowLogTarget::RegionalNatGateway(_) = request.target {
         recording.interfaces = vec![format!("{nat_id} (regional)")];
@@ -252,9 +264,7 @@ pub async fn park(
     let parked = store.park(nat_id, execution, token).await?;
     if let Parked::StopAlreadyRequested(signal) = &parked {
         info!(nat = %nat_id, reason = ?signal.reason, "stop arrived before the token was parked; stopping now");
-        tokens
-            .succeed(token, &json!({ "reason": signal.reason }))
-            .await?;
+        tokens.succeed(token, &json!({ "reason": signal.reason })).await?;
     }
     Ok(parked)
 }
@@ -262,24 +272,13 @@ pub async fn park(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "result")]
 pub enum ResumeOutcome {
-    Stopped {
-        nat_id: NatGatewayId,
-    },
-    NothingRecording {
-        nat_id: NatGatewayId,
-    },
-    AlreadyOver {
-        nat_id: NatGatewayId,
-        detail: String,
-    },
+    Stopped { nat_id: NatGatewayId },
+    NothingRecording { nat_id: NatGatewayId },
+    AlreadyOver { nat_id: NatGatewayId, detail: String },
 }
 
 /// An alarm left ALARM: end the NAT's recording, whatever stage it is in.
-pub async fn resume(
-    event: Value,
-    store: &impl RecordingStore,
-    tokens: &impl TaskTokens,
-) -> Result<ResumeOutcome> {
+pub async fn resume(event: Value, store: &impl RecordingStore, tokens: &impl TaskTokens) -> Result<ResumeOutcome> {
     let event = AlarmEvent::from_value(event)?;
     let reason = match event.state() {
         AlarmStateValue::Ok => StopReason::AlarmOk,
@@ -372,10 +371,7 @@ pub async fn finish(
     metrics: &impl NatMetrics,
 ) -> Result<Finished> {
     let state = input.state;
-    let error: Option<StepError> = state
-        .get("error")
-        .cloned()
-        .and_then(|e| serde_json::from_value(e).ok());
+    let error: Option<StepError> = state.get("error").cloned().and_then(|e| serde_json::from_value(e).ok());
     let stop: Option<StopReason> = state
         .get("stop")
         .and_then(|s| s.get("reason"))

@@ -82,16 +82,12 @@ pub async fn sweep(
             Some(Ok(nat)) => store.release(&nat, &execution).await?,
             _ => false,
         };
-        let nat = nat_id
-            .clone()
-            .unwrap_or_else(|| "unknown NAT Gateway".into());
+        let nat = nat_id.clone().unwrap_or_else(|| "unknown NAT Gateway".into());
         let why = match reason {
             SweepReason::ExecutionEnded => {
                 "its execution is no longer running (stopped by hand or ended without cleanup)"
             }
-            SweepReason::Expired => {
-                "it was past its expiry time (natrec:expires-at), or the stack is being deleted"
-            }
+            SweepReason::Expired => "it was past its expiry time (natrec:expires-at), or the stack is being deleted",
         };
         let subject = format!("NAT spike recording of {nat} ended by the sweeper");
         let message = format!(

@@ -64,11 +64,7 @@ fn finds_the_nat_in_math_and_single_metric_alarms_whatever_the_order() {
         "alarm-math-ok.json",
         "alarm-math-insufficient-data.json",
     ] {
-        assert_eq!(
-            AlarmEvent::from_value(fixture(f)).unwrap().nat_id.as_str(),
-            NAT,
-            "{f}"
-        );
+        assert_eq!(AlarmEvent::from_value(fixture(f)).unwrap().nat_id.as_str(), NAT, "{f}");
     }
     let mut ev = fixture("alarm-math-alarm.json");
     ev["detail"]["configuration"]["metrics"]
@@ -90,12 +86,12 @@ fn odd_events_are_rejected_with_a_message_that_says_why() {
     no_detail.as_object_mut().unwrap().remove("detail");
     assert!(err(no_detail).contains("malformed"));
     let mut two = fixture("alarm-math-alarm.json");
-    two["detail"]["configuration"]["metrics"][2]["metricStat"]["metric"]["dimensions"]
-        ["NatGatewayId"] = json!("nat-0a1b2c3d");
+    two["detail"]["configuration"]["metrics"][2]["metricStat"]["metric"]["dimensions"]["NatGatewayId"] =
+        json!("nat-0a1b2c3d");
     assert!(err(two).contains("several NAT Gateways"));
     let mut bad_id = fixture("alarm-single-alarm.json");
-    bad_id["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
-        ["NatGatewayId"] = json!("nat-zz");
+    bad_id["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["NatGatewayId"] =
+        json!("nat-zz");
     assert!(err(bad_id).contains("nat-zz"));
 }
 
@@ -148,9 +144,7 @@ async fn start_records_every_interface_with_the_full_format_and_tags() {
         "pkt-dst-aws-service",
     ] {
         assert!(
-            req.log_format
-                .split(' ')
-                .any(|f| f == format!("${{{field}}}")),
+            req.log_format.split(' ').any(|f| f == format!("${{{field}}}")),
             "format lacks {field}"
         );
     }
@@ -164,11 +158,7 @@ async fn start_records_every_interface_with_the_full_format_and_tags() {
     assert_eq!(tag(TAG_EXECUTION), EXEC);
     assert_eq!(tag(TAG_NAT), NAT);
     assert_eq!(tag(TAG_STACK), "natrec-test");
-    assert_eq!(
-        tag(TAG_EXPIRES),
-        "2026-11-25T10:16:12Z",
-        "recording time + grace"
-    );
+    assert_eq!(tag(TAG_EXPIRES), "2026-11-25T10:16:12Z", "recording time + grace");
     assert_eq!(req.client_token, client_token(EXEC));
     assert!(req.client_token.len() <= 64);
     assert_ne!(client_token(EXEC), client_token("other"));
@@ -286,10 +276,7 @@ async fn the_recording_limit_stops_new_recordings_and_tells_the_user() {
     assert_eq!(rec.status, StartStatus::LimitReached);
     assert!(ec2.active().is_empty());
     let notice = rec.notice.unwrap();
-    assert!(
-        notice.message.contains("NumOfRecordings is 2")
-            && notice.message.contains("count#nat-0123456789abcdef0")
-    );
+    assert!(notice.message.contains("NumOfRecordings is 2") && notice.message.contains("count#nat-0123456789abcdef0"));
 }
 
 #[tokio::test]
@@ -326,9 +313,7 @@ async fn ok_before_the_token_is_parked_stops_at_once_when_parking() {
     )
     .await
     .unwrap();
-    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens)
-        .await
-        .unwrap();
+    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens).await.unwrap();
     assert_eq!(
         out,
         ResumeOutcome::NothingRecording {
@@ -336,9 +321,7 @@ async fn ok_before_the_token_is_parked_stops_at_once_when_parking() {
         },
         "no token yet"
     );
-    let parked = park(&rec.nat_id, EXEC, "token-1", &store, &tokens)
-        .await
-        .unwrap();
+    let parked = park(&rec.nat_id, EXEC, "token-1", &store, &tokens).await.unwrap();
     assert!(matches!(parked, Parked::StopAlreadyRequested(_)));
     assert_eq!(
         tokens.sent.lock().unwrap().as_slice(),
@@ -376,10 +359,7 @@ async fn an_ok_from_before_the_alarm_does_not_stop_the_new_recording() {
 async fn ok_and_insufficient_data_deliver_the_stop_with_their_reason() {
     for (fixture_name, reason) in [
         ("alarm-math-ok.json", "alarm_ok"),
-        (
-            "alarm-math-insufficient-data.json",
-            "alarm_insufficient_data",
-        ),
+        ("alarm-math-insufficient-data.json", "alarm_insufficient_data"),
     ] {
         let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
         let store = FakeStore::default();
@@ -395,22 +375,15 @@ async fn ok_and_insufficient_data_deliver_the_stop_with_their_reason() {
         )
         .await
         .unwrap();
-        park(&rec.nat_id, EXEC, "tok", &store, &tokens)
-            .await
-            .unwrap();
-        let out = resume(fixture(fixture_name), &store, &tokens)
-            .await
-            .unwrap();
+        park(&rec.nat_id, EXEC, "tok", &store, &tokens).await.unwrap();
+        let out = resume(fixture(fixture_name), &store, &tokens).await.unwrap();
         assert_eq!(
             out,
             ResumeOutcome::Stopped {
                 nat_id: rec.nat_id.clone()
             }
         );
-        assert_eq!(
-            tokens.sent.lock().unwrap()[0].1,
-            json!({ "reason": reason })
-        );
+        assert_eq!(tokens.sent.lock().unwrap()[0].1, json!({ "reason": reason }));
     }
 }
 
@@ -430,16 +403,10 @@ async fn a_late_ok_is_already_over_not_an_error() {
     )
     .await
     .unwrap();
-    park(&rec.nat_id, EXEC, "tok", &store, &tokens)
-        .await
-        .unwrap();
+    park(&rec.nat_id, EXEC, "tok", &store, &tokens).await.unwrap();
     *tokens.over.lock().unwrap() = Some("TaskTimedOut".into());
-    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens)
-        .await
-        .unwrap();
-    assert!(
-        matches!(out, ResumeOutcome::AlreadyOver { ref detail, .. } if detail == "TaskTimedOut")
-    );
+    let out = resume(fixture("alarm-math-ok.json"), &store, &tokens).await.unwrap();
+    assert!(matches!(out, ResumeOutcome::AlreadyOver { ref detail, .. } if detail == "TaskTimedOut"));
     // An ALARM event sent to the resume function is a wiring error, said clearly.
     assert_eq!(
         resume(fixture("alarm-math-alarm.json"), &store, &tokens)
@@ -539,7 +506,8 @@ async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
     let state = recorded(&ec2, &store).await;
     // The start step's output is lost: the state is the raw event plus the error.
     let mut event_state = fixture("alarm-math-alarm.json");
-    event_state["error"] = json!({"Error": "Lambda.Unknown", "Cause": "{\"errorType\":\"Lambda.Unknown\",\"errorMessage\":\"crashed\"}"});
+    event_state["error"] =
+        json!({"Error": "Lambda.Unknown", "Cause": "{\"errorType\":\"Lambda.Unknown\",\"errorMessage\":\"crashed\"}"});
     let _ = state;
     let done = finish(
         FinishInput {
@@ -555,14 +523,10 @@ async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
     .await
     .unwrap();
     assert_eq!(done.ending, Ending::Failed);
-    assert!(
-        ec2.active().is_empty(),
-        "flow logs found by the execution tag"
-    );
+    assert!(ec2.active().is_empty(), "flow logs found by the execution tag");
     assert!(done.lock_released, "NAT found in the raw event");
     assert!(
-        done.message.contains("Lambda.Unknown: crashed")
-            && done.message.contains("deleted flow logs fl-"),
+        done.message.contains("Lambda.Unknown: crashed") && done.message.contains("deleted flow logs fl-"),
         "{}",
         done.message
     );
@@ -593,9 +557,7 @@ async fn finish_after_a_missing_nat_tells_the_user_nothing_is_left() {
     assert!(done
         .message
         .contains("NatNotFound: NAT Gateway nat-0123456789abcdef0 does not exist"));
-    assert!(done
-        .message
-        .contains("no flow log of this recording was active"));
+    assert!(done.message.contains("no flow log of this recording was active"));
 }
 
 #[tokio::test]
@@ -659,9 +621,25 @@ async fn alarm_ok_alarm_in_a_second_waits_for_the_ending_recording_instead_of_jo
     resume(ok, &store, &tokens).await.unwrap();
     let mut again = fixture("alarm-math-alarm.json");
     again["detail"]["state"]["timestamp"] = json!("2026-11-25T09:09:11.000+0000");
-    let err = start(
-        again.clone(),
-        "exec-2",
+    let err = start(again.clone(), "exec-2", now(), &settings(0), &ec2, &ec2, &store)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "RecordingEnding", "retried by the state machine");
+    // Once the first recording released the lock, the new spike records.
+    store.release(&NatGatewayId::parse(NAT).unwrap(), EXEC).await.unwrap();
+    let rec = start(again, "exec-2", now(), &settings(0), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, StartStatus::Recording);
+}
+
+#[tokio::test]
+async fn a_start_retried_after_a_hidden_success_reuses_its_flow_logs() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    let first = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
         now(),
         &settings(0),
         &ec2,
@@ -669,19 +647,19 @@ async fn alarm_ok_alarm_in_a_second_waits_for_the_ending_recording_instead_of_jo
         &store,
     )
     .await
-    .unwrap_err();
-    assert_eq!(
-        err.error_type(),
-        "RecordingEnding",
-        "retried by the state machine"
-    );
-    // Once the first recording released the lock, the new spike records.
-    store
-        .release(&NatGatewayId::parse(NAT).unwrap(), EXEC)
-        .await
-        .unwrap();
-    let rec = start(again, "exec-2", now(), &settings(0), &ec2, &ec2, &store)
-        .await
-        .unwrap();
-    assert_eq!(rec.status, StartStatus::Recording);
+    .unwrap();
+    let retry = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry.flow_log_ids, first.flow_log_ids);
+    assert_eq!(ec2.active().len(), 2, "no second set of flow logs");
+    assert_eq!(store.started.lock().unwrap()[NAT], 1, "counted once");
 }

@@ -73,11 +73,7 @@ async fn running_recordings_are_left_alone_and_ended_ones_swept_once() {
         .await
         .unwrap();
     assert!(again.swept.is_empty());
-    assert_eq!(
-        notifier.sent.lock().unwrap().len(),
-        1,
-        "one notice per recording"
-    );
+    assert_eq!(notifier.sent.lock().unwrap().len(), 1, "one notice per recording");
 }
 
 #[tokio::test]

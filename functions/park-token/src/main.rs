@@ -21,19 +21,9 @@ struct App {
 }
 
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, RecorderError> {
-    let req: ParkRequest = serde_json::from_value(event.payload).map_err(|e| {
-        RecorderError::UnexpectedEvent(format!(
-            "the park step needs token, nat_id and execution: {e}"
-        ))
-    })?;
-    let parked = recording::park(
-        &req.nat_id,
-        &req.execution,
-        &req.token,
-        &app.store,
-        &app.tokens,
-    )
-    .await?;
+    let req: ParkRequest = serde_json::from_value(event.payload)
+        .map_err(|e| RecorderError::UnexpectedEvent(format!("the park step needs token, nat_id and execution: {e}")))?;
+    let parked = recording::park(&req.nat_id, &req.execution, &req.token, &app.store, &app.tokens).await?;
     Ok(json!({ "parked": matches!(parked, natrec::ports::Parked::Waiting) }))
 }
 
@@ -42,10 +32,7 @@ async fn main() -> Result<(), Error> {
     env::init_tracing();
     let config = env::aws_config().await;
     let app = App {
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env::var("TABLE_NAME")?,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
         tokens: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
     };
     run(service_fn(|event| handle(&app, event))).await

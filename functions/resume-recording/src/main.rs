@@ -24,10 +24,7 @@ async fn main() -> Result<(), Error> {
     env::init_tracing();
     let config = env::aws_config().await;
     let app = App {
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env::var("TABLE_NAME")?,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
         tokens: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
     };
     run(service_fn(|event| handle(&app, event))).await

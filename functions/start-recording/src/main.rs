@@ -19,9 +19,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Recording, Recor
         .get("execution")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            RecorderError::UnexpectedEvent(
-                "the start step needs {\"event\": ..., \"execution\": ...}".into(),
-            )
+            RecorderError::UnexpectedEvent("the start step needs {\"event\": ..., \"execution\": ...}".into())
         })?
         .to_string();
     let alarm = payload.get("event").cloned().unwrap_or(Value::Null);
@@ -51,10 +49,7 @@ async fn main() -> Result<(), Error> {
     let app = App {
         settings,
         ec2: Ec2::new(aws_sdk_ec2::Client::new(&config)),
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env::var("TABLE_NAME")?,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
     };
     run(service_fn(|event| handle(&app, event))).await
 }

@@ -53,11 +53,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, RecorderE
         return on_stack_event(app, cr).await;
     }
     let report = app.sweep(false).await?;
-    info!(
-        checked = report.checked,
-        swept = report.swept.len(),
-        "sweep done"
-    );
+    info!(checked = report.checked, swept = report.swept.len(), "sweep done");
     Ok(serde_json::to_value(report).unwrap_or_default())
 }
 
@@ -67,10 +63,7 @@ async fn on_stack_event(app: &App, cr: CustomResource) -> Result<Value, Recorder
         match app.sweep(true).await {
             Ok(report) => (
                 "SUCCESS",
-                format!(
-                    "deleted the flow logs of {} recording(s)",
-                    report.swept.len()
-                ),
+                format!("deleted the flow logs of {} recording(s)", report.swept.len()),
             ),
             Err(e) => {
                 error!(error = %e, "stack deletion sweep failed");
@@ -90,18 +83,14 @@ async fn on_stack_event(app: &App, cr: CustomResource) -> Result<Value, Recorder
     });
     let url = cr.response_url.clone();
     let payload = body.to_string();
-    tokio::task::spawn_blocking(move || {
-        ureq::put(&url)
-            .header("Content-Type", "")
-            .send(payload.as_bytes())
-    })
-    .await
-    .map_err(|e| RecorderError::Misconfigured(format!("response task failed: {e}")))?
-    .map_err(|e| RecorderError::Transient {
-        service: "CloudFormation",
-        operation: "custom resource response",
-        message: e.to_string(),
-    })?;
+    tokio::task::spawn_blocking(move || ureq::put(&url).header("Content-Type", "").send(payload.as_bytes()))
+        .await
+        .map_err(|e| RecorderError::Misconfigured(format!("response task failed: {e}")))?
+        .map_err(|e| RecorderError::Transient {
+            service: "CloudFormation",
+            operation: "custom resource response",
+            message: e.to_string(),
+        })?;
     info!(request_type = %cr.request_type, status, "answered CloudFormation");
     Ok(body)
 }
@@ -114,10 +103,7 @@ async fn main() -> Result<(), Error> {
         stack_name: env::var("STACK_NAME")?,
         ec2: Ec2::new(aws_sdk_ec2::Client::new(&config)),
         executions: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env::var("TABLE_NAME")?,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
         notifier: Sns::new(aws_sdk_sns::Client::new(&config), env::var("TOPIC_ARN")?),
     };
     run(service_fn(|event| handle(&app, event))).await

@@ -94,17 +94,11 @@ pub fn expand(mut template: Value, params: &Map<String, Value>) -> Result<Value,
             marker.get("Parameter").and_then(Value::as_str),
             marker.get("Placeholder").and_then(Value::as_str),
         ) else {
-            return Err(ExpandError::BadMarker {
-                resource: logical_id,
-            });
+            return Err(ExpandError::BadMarker { resource: logical_id });
         };
         let value = match params.get(parameter) {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
             _ => {
                 return Err(ExpandError::MissingParameter {
                     resource: logical_id,
@@ -188,10 +182,7 @@ mod tests {
             a["Properties"]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"],
             "nat-0123456789abcdef0"
         );
-        assert!(
-            a.get("Metadata").is_none(),
-            "marker must not survive expansion"
-        );
+        assert!(a.get("Metadata").is_none(), "marker must not survive expansion");
         assert_eq!(
             res["NatAlarm0a1b2c3d"]["Properties"]["AlarmName"]["Fn::Sub"],
             "${AWS::StackName}-natgw-nat-0a1b2c3d"
@@ -202,10 +193,7 @@ mod tests {
     #[test]
     fn comma_delimited_list_parameters_are_accepted() {
         let mut p = Map::new();
-        p.insert(
-            "NatGatewayIds".into(),
-            json!(["nat-0a1b2c3d", " nat-0a1b2c3e"]),
-        );
+        p.insert("NatGatewayIds".into(), json!(["nat-0a1b2c3d", " nat-0a1b2c3e"]));
         let out = expand(template(), &p).unwrap();
         assert!(out["Resources"].get("NatAlarm0a1b2c3e").is_some());
     }
@@ -219,10 +207,7 @@ mod tests {
         });
         assert_eq!(resp.status, "failure");
         let msg = resp.error_message.unwrap();
-        assert!(
-            msg.contains("\"nat-XYZ\"") && msg.contains("NatGatewayIds"),
-            "{msg}"
-        );
+        assert!(msg.contains("\"nat-XYZ\"") && msg.contains("NatGatewayIds"), "{msg}");
         assert_eq!(
             resp.fragment,
             template(),
@@ -242,10 +227,7 @@ mod tests {
             expand(t, &params("nat-0a1b2c3d")),
             Err(ExpandError::BadMarker { .. })
         ));
-        assert_eq!(
-            expand(json!({}), &Map::new()),
-            Err(ExpandError::NoResources)
-        );
+        assert_eq!(expand(json!({}), &Map::new()), Err(ExpandError::NoResources));
     }
 
     #[test]

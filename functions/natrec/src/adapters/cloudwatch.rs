@@ -29,12 +29,7 @@ fn query(id: &str, metric: &str, nat_id: &NatGatewayId) -> MetricDataQuery {
                     Metric::builder()
                         .namespace("AWS/NATGateway")
                         .metric_name(metric)
-                        .dimensions(
-                            Dimension::builder()
-                                .name("NatGatewayId")
-                                .value(nat_id.as_str())
-                                .build(),
-                        )
+                        .dimensions(Dimension::builder().name("NatGatewayId").value(nat_id.as_str()).build())
                         .build(),
                 )
                 .period(60)
@@ -60,13 +55,9 @@ impl NatMetrics for CloudWatch {
             .end_time(DateTime::from_secs(end.max(start + 60)))
             .into_paginator()
             .send();
-        let mut bytes = NatBytes {
-            upload: 0,
-            download: 0,
-        };
+        let mut bytes = NatBytes { upload: 0, download: 0 };
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| RecorderError::from_sdk("CloudWatch", "GetMetricData", &e))?;
+            let page = page.map_err(|e| RecorderError::from_sdk("CloudWatch", "GetMetricData", &e))?;
             for result in page.metric_data_results() {
                 let sum: f64 = result.values().iter().sum();
                 match result.id() {

@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use sha2::{Digest, Sha256};
 
 use crate::error::{service_code, RecorderError, Result};
 use crate::nat::NatGatewayId;
@@ -50,9 +49,7 @@ fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 fn get_n(item: &Item, k: &str) -> Option<i64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 fn err<E>(op: &'static str, e: &crate::error::SdkError<E>) -> RecorderError
 where
@@ -88,12 +85,8 @@ impl RecordingStore for DynamoStore {
         let take = Update::builder()
             .table_name(&self.table)
             .key("pk", key)
-            .update_expression(
-                "SET execution = :e, alarm_at_ms = :a, expires_at = :x REMOVE #token, flow_log_ids",
-            )
-            .condition_expression(
-                "attribute_not_exists(execution) OR execution = :e OR expires_at < :now",
-            )
+            .update_expression("SET execution = :e, alarm_at_ms = :a, expires_at = :x REMOVE #token, flow_log_ids")
+            .condition_expression("attribute_not_exists(execution) OR execution = :e OR expires_at < :now")
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":e", s(&lock.execution))
             .expression_attribute_values(":a", n(lock.alarm_at_ms))
@@ -112,9 +105,7 @@ impl RecordingStore for DynamoStore {
                 .key("pk", s(counter_key(&lock.nat_id)))
                 .condition_expression("attribute_not_exists(started) OR started < :max")
                 .expression_attribute_values(":max", n(lock.max_recordings))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .build()
                 .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
             tx = tx.transact_items(TransactWriteItem::builder().condition_check(limit).build());
@@ -122,42 +113,28 @@ impl RecordingStore for DynamoStore {
         match tx.send().await {
             Ok(_) => Ok(Acquired::Acquired),
             Err(e) => {
-                let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
-                    e.as_service_error()
-                else {
+                let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() else {
                     return Err(err("TransactWriteItems", &e));
                 };
                 let reasons = c.cancellation_reasons();
-                let failed = |i: usize| {
-                    reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                };
+                let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
                 if failed(0) {
                     let old = reasons[0].item();
                     let holder = old
                         .and_then(|i| get_s(i, "execution"))
                         .unwrap_or("another execution")
                         .to_string();
-                    let holder_alarm = old
-                        .and_then(|i| get_n(i, "alarm_at_ms"))
-                        .unwrap_or(i64::MAX);
-                    let last_stop = old
-                        .and_then(|i| get_n(i, "last_stop_at_ms"))
-                        .unwrap_or(i64::MIN);
+                    let holder_alarm = old.and_then(|i| get_n(i, "alarm_at_ms")).unwrap_or(i64::MAX);
+                    let last_stop = old.and_then(|i| get_n(i, "last_stop_at_ms")).unwrap_or(i64::MIN);
                     if last_stop > holder_alarm && lock.alarm_at_ms > last_stop {
                         Ok(Acquired::HolderEnding(holder))
                     } else {
                         Ok(Acquired::HeldBy(holder))
                     }
                 } else if failed(1) {
-                    let count = reasons[1]
-                        .item()
-                        .and_then(|i| get_n(i, "started"))
-                        .unwrap_or(0);
+                    let count = reasons[1].item().and_then(|i| get_n(i, "started")).unwrap_or(0);
                     Ok(Acquired::LimitReached(count.max(0) as u64))
-                } else if reasons
-                    .iter()
-                    .any(|r| r.code() == Some("TransactionConflict"))
-                {
+                } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
                     // Another transaction touched the item at the same moment: retry.
                     Err(RecorderError::Transient {
                         service: "DynamoDB",
@@ -171,22 +148,17 @@ impl RecordingStore for DynamoStore {
         }
     }
 
-    async fn mark_started(
-        &self,
-        nat_id: &NatGatewayId,
-        execution: &str,
-        flow_log_ids: &[String],
-    ) -> Result<()> {
+    async fn mark_started(&self, nat_id: &NatGatewayId, execution: &str, flow_log_ids: &[String]) -> Result<()> {
+        // Counted once per execution: the lock item records the flow logs only if it has none
+        // yet, and the counter moves in the same transaction. A retry finds them recorded.
         let record = Update::builder()
             .table_name(&self.table)
             .key("pk", s(nat_id.as_str()))
             .update_expression("SET flow_log_ids = :ids")
-            .condition_expression("execution = :e")
-            .expression_attribute_values(
-                ":ids",
-                AttributeValue::L(flow_log_ids.iter().map(s).collect()),
-            )
+            .condition_expression("execution = :e AND attribute_not_exists(flow_log_ids)")
+            .expression_attribute_values(":ids", AttributeValue::L(flow_log_ids.iter().map(s).collect()))
             .expression_attribute_values(":e", s(execution))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
         let count = Update::builder()
@@ -196,30 +168,37 @@ impl RecordingStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
-        // The request token makes a retried call (same execution) count once.
-        let token: String = Sha256::digest(format!("{execution}#started"))
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let result = self
             .client
             .transact_write_items()
-            .client_request_token(token)
             .transact_items(TransactWriteItem::builder().update(record).build())
             .transact_items(TransactWriteItem::builder().update(count).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("TransactionCanceledException") => {
-                Err(RecorderError::LockLost {
-                    nat_id: nat_id.to_string(),
-                    holder: "another execution or nobody".into(),
-                })
-            }
-            Err(e) => Err(err("TransactWriteItems", &e)),
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() else {
+            return Err(err("TransactWriteItems", &e));
+        };
+        let reasons = c.cancellation_reasons();
+        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+            return Err(RecorderError::Transient {
+                service: "DynamoDB",
+                operation: "TransactWriteItems",
+                message: "TransactionConflict".into(),
+            });
         }
+        let old = reasons.first().and_then(|r| r.item());
+        let holder = old.and_then(|i| get_s(i, "execution"));
+        if holder == Some(execution) && old.is_some_and(|i| i.contains_key("flow_log_ids")) {
+            return Ok(()); // already counted by an earlier attempt of this execution
+        }
+        Err(RecorderError::LockLost {
+            nat_id: nat_id.to_string(),
+            holder: holder.unwrap_or("nobody").to_string(),
+        })
     }
 
     async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked> {
@@ -243,9 +222,9 @@ impl RecordingStore for DynamoStore {
                 let holder = e
                     .as_service_error()
                     .and_then(|s| match s {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                            c.item().and_then(|i| get_s(i, "execution")).map(str::to_string)
-                        }
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                            c,
+                        ) => c.item().and_then(|i| get_s(i, "execution")).map(str::to_string),
                         _ => None,
                     })
                     .unwrap_or_else(|| "nobody".into());
@@ -266,11 +245,7 @@ impl RecordingStore for DynamoStore {
         }
     }
 
-    async fn request_stop(
-        &self,
-        nat_id: &NatGatewayId,
-        signal: &StopSignal,
-    ) -> Result<Option<String>> {
+    async fn request_stop(&self, nat_id: &NatGatewayId, signal: &StopSignal) -> Result<Option<String>> {
         let reason = match signal.reason {
             StopReason::AlarmOk => "alarm_ok",
             StopReason::AlarmInsufficientData => "alarm_insufficient_data",
@@ -293,8 +268,7 @@ impl RecordingStore for DynamoStore {
             Err(e) if service_code(&e) == Some(CONDITION_FAILED) => return Ok(None),
             Err(e) => return Err(err("UpdateItem", &e)),
         };
-        let recording_started_before =
-            get_n(&item, "alarm_at_ms").is_some_and(|a| a < signal.at_ms);
+        let recording_started_before = get_n(&item, "alarm_at_ms").is_some_and(|a| a < signal.at_ms);
         match (get_s(&item, "execution"), get_s(&item, "token")) {
             (Some(_), Some(token)) if recording_started_before => Ok(Some(token.to_string())),
             _ => Ok(None),
@@ -334,10 +308,9 @@ impl RecordingStore for DynamoStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| err("Scan", &e))?;
             for item in page.items() {
-                if let (Some(Ok(nat)), Some(execution)) = (
-                    get_s(item, "pk").map(NatGatewayId::parse),
-                    get_s(item, "execution"),
-                ) {
+                if let (Some(Ok(nat)), Some(execution)) =
+                    (get_s(item, "pk").map(NatGatewayId::parse), get_s(item, "execution"))
+                {
                     out.push((nat, execution.to_string()));
                 }
             }

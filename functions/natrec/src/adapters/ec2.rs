@@ -2,8 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    AvailabilityMode, FlowLogsResourceType, LogDestinationType, ResourceType, Tag,
-    TagSpecification, TrafficType,
+    AvailabilityMode, FlowLogsResourceType, LogDestinationType, ResourceType, Tag, TagSpecification, TrafficType,
 };
 use aws_sdk_ec2::Client;
 
@@ -70,13 +69,8 @@ impl NatDirectory for Ec2 {
 impl FlowLogs for Ec2 {
     async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>> {
         let (resource_type, ids) = match &req.target {
-            FlowLogTarget::Interfaces(enis) => {
-                (FlowLogsResourceType::NetworkInterface, enis.clone())
-            }
-            FlowLogTarget::RegionalNatGateway(nat) => (
-                FlowLogsResourceType::RegionalNatGateway,
-                vec![nat.to_string()],
-            ),
+            FlowLogTarget::Interfaces(enis) => (FlowLogsResourceType::NetworkInterface, enis.clone()),
+            FlowLogTarget::RegionalNatGateway(nat) => (FlowLogsResourceType::RegionalNatGateway, vec![nat.to_string()]),
         };
         let tags = TagSpecification::builder()
             .resource_type(ResourceType::VpcFlowLog)
@@ -134,12 +128,7 @@ impl FlowLogs for Ec2 {
             .values(value)
             .build();
         let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .describe_flow_logs()
-            .filter(filter)
-            .into_paginator()
-            .send();
+        let mut pages = self.client.describe_flow_logs().filter(filter).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeFlowLogs", &e))?;
             ids.extend(page.flow_logs().iter().filter_map(|f| {
@@ -148,12 +137,7 @@ impl FlowLogs for Ec2 {
                     tags: f
                         .tags()
                         .iter()
-                        .filter_map(|t| {
-                            Some((
-                                t.key()?.to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            ))
-                        })
+                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
                         .collect(),
                 })
             }));

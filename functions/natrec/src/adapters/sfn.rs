@@ -36,14 +36,8 @@ impl TaskTokens for StepFunctions {
         {
             Ok(_) => Ok(TokenOutcome::Delivered),
             Err(e) => match service_code(&e) {
-                Some(code) if is_already_over(code) => {
-                    Ok(TokenOutcome::AlreadyOver(code.to_string()))
-                }
-                _ => Err(RecorderError::from_sdk(
-                    "Step Functions",
-                    "SendTaskSuccess",
-                    &e,
-                )),
+                Some(code) if is_already_over(code) => Ok(TokenOutcome::AlreadyOver(code.to_string())),
+                _ => Err(RecorderError::from_sdk("Step Functions", "SendTaskSuccess", &e)),
             },
         }
     }
@@ -61,11 +55,7 @@ impl crate::ports::Executions for StepFunctions {
         {
             Ok(out) => Ok(out.status() == &aws_sdk_sfn::types::ExecutionStatus::Running),
             Err(e) if service_code(&e) == Some("ExecutionDoesNotExist") => Ok(false),
-            Err(e) => Err(RecorderError::from_sdk(
-                "Step Functions",
-                "DescribeExecution",
-                &e,
-            )),
+            Err(e) => Err(RecorderError::from_sdk("Step Functions", "DescribeExecution", &e)),
         }
     }
 }

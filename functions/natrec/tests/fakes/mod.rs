@@ -58,9 +58,7 @@ impl FlowLogs for FakeEc2 {
             natrec::nat::FlowLogTarget::RegionalNatGateway(_) => 1,
         };
         let mut logs = self.flow_logs.lock().unwrap();
-        let ids: Vec<String> = (0..n)
-            .map(|i| format!("fl-{:08x}", logs.len() + i))
-            .collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("fl-{:08x}", logs.len() + i)).collect();
         for id in &ids {
             logs.insert(id.clone(), req.clone());
         }
@@ -116,9 +114,10 @@ impl RecordingStore for FakeStore {
         match &item.execution {
             Some(e) if e == &lock.execution => return Ok(Acquired::Acquired),
             Some(e) => {
-                let ending = item.last_stop.as_ref().is_some_and(|s| {
-                    s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) && lock.alarm_at_ms > s.at_ms
-                });
+                let ending = item
+                    .last_stop
+                    .as_ref()
+                    .is_some_and(|s| s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) && lock.alarm_at_ms > s.at_ms);
                 return Ok(if ending {
                     Acquired::HolderEnding(e.clone())
                 } else {
@@ -127,12 +126,7 @@ impl RecordingStore for FakeStore {
             }
             None => {}
         }
-        let count = *self
-            .started
-            .lock()
-            .unwrap()
-            .get(lock.nat_id.as_str())
-            .unwrap_or(&0);
+        let count = *self.started.lock().unwrap().get(lock.nat_id.as_str()).unwrap_or(&0);
         if lock.max_recordings > 0 && count >= u64::from(lock.max_recordings) {
             return Ok(Acquired::LimitReached(count));
         }
@@ -141,12 +135,7 @@ impl RecordingStore for FakeStore {
         item.token = None;
         Ok(Acquired::Acquired)
     }
-    async fn mark_started(
-        &self,
-        nat_id: &NatGatewayId,
-        execution: &str,
-        ids: &[String],
-    ) -> Result<()> {
+    async fn mark_started(&self, nat_id: &NatGatewayId, execution: &str, ids: &[String]) -> Result<()> {
         let mut items = self.items.lock().unwrap();
         let item = items
             .get_mut(nat_id.as_str())
@@ -157,13 +146,11 @@ impl RecordingStore for FakeStore {
                 holder: "nobody".into(),
             });
         };
+        if !item.flow_log_ids.is_empty() {
+            return Ok(()); // counted once per execution
+        }
         item.flow_log_ids = ids.to_vec();
-        *self
-            .started
-            .lock()
-            .unwrap()
-            .entry(nat_id.to_string())
-            .or_default() += 1;
+        *self.started.lock().unwrap().entry(nat_id.to_string()).or_default() += 1;
         Ok(())
     }
     async fn park(&self, nat_id: &NatGatewayId, execution: &str, token: &str) -> Result<Parked> {
@@ -179,24 +166,14 @@ impl RecordingStore for FakeStore {
         };
         item.token = Some(token.to_string());
         match &item.last_stop {
-            Some(s) if s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) => {
-                Ok(Parked::StopAlreadyRequested(s.clone()))
-            }
+            Some(s) if s.at_ms > item.alarm_at_ms.unwrap_or(i64::MAX) => Ok(Parked::StopAlreadyRequested(s.clone())),
             _ => Ok(Parked::Waiting),
         }
     }
-    async fn request_stop(
-        &self,
-        nat_id: &NatGatewayId,
-        signal: &StopSignal,
-    ) -> Result<Option<String>> {
+    async fn request_stop(&self, nat_id: &NatGatewayId, signal: &StopSignal) -> Result<Option<String>> {
         let mut items = self.items.lock().unwrap();
         let item = items.entry(nat_id.to_string()).or_default();
-        if item
-            .last_stop
-            .as_ref()
-            .is_some_and(|s| s.at_ms >= signal.at_ms)
-        {
+        if item.last_stop.as_ref().is_some_and(|s| s.at_ms >= signal.at_ms) {
             return Ok(None);
         }
         item.last_stop = Some(signal.clone());
@@ -240,10 +217,7 @@ impl TaskTokens for FakeTokens {
         if let Some(code) = self.over.lock().unwrap().clone() {
             return Ok(TokenOutcome::AlreadyOver(code));
         }
-        self.sent
-            .lock()
-            .unwrap()
-            .push((token.to_string(), output.clone()));
+        self.sent.lock().unwrap().push((token.to_string(), output.clone()));
         Ok(TokenOutcome::Delivered)
     }
 }
@@ -277,10 +251,7 @@ pub struct FakeNotifier {
 #[async_trait]
 impl Notifier for FakeNotifier {
     async fn publish(&self, subject: &str, message: &str) -> Result<()> {
-        self.sent
-            .lock()
-            .unwrap()
-            .push((subject.into(), message.into()));
+        self.sent.lock().unwrap().push((subject.into(), message.into()));
         Ok(())
     }
 }
