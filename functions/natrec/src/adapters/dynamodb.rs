@@ -58,6 +58,18 @@ where
     RecorderError::from_sdk("DynamoDB", op, e)
 }
 
+/// Another transaction touched one of the items at the same moment: worth a retry.
+fn conflict(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> Option<RecorderError> {
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
+        .then(|| RecorderError::Transient {
+            service: "DynamoDB",
+            operation: "TransactWriteItems",
+            message: "TransactionConflict".into(),
+        })
+}
+
 fn stop_reason(item: &Item) -> StopReason {
     match get_s(item, "last_stop_reason") {
         Some("alarm_insufficient_data") => StopReason::AlarmInsufficientData,
@@ -134,13 +146,8 @@ impl RecordingStore for DynamoStore {
                 } else if failed(1) {
                     let count = reasons[1].item().and_then(|i| get_n(i, "started")).unwrap_or(0);
                     Ok(Acquired::LimitReached(count.max(0) as u64))
-                } else if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-                    // Another transaction touched the item at the same moment: retry.
-                    Err(RecorderError::Transient {
-                        service: "DynamoDB",
-                        operation: "TransactWriteItems",
-                        message: "TransactionConflict".into(),
-                    })
+                } else if let Some(conflict) = conflict(reasons) {
+                    Err(conflict)
                 } else {
                     Err(err("TransactWriteItems", &e))
                 }
@@ -183,12 +190,8 @@ impl RecordingStore for DynamoStore {
             return Err(err("TransactWriteItems", &e));
         };
         let reasons = c.cancellation_reasons();
-        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-            return Err(RecorderError::Transient {
-                service: "DynamoDB",
-                operation: "TransactWriteItems",
-                message: "TransactionConflict".into(),
-            });
+        if let Some(conflict) = conflict(reasons) {
+            return Err(conflict);
         }
         let old = reasons.first().and_then(|r| r.item());
         let holder = old.and_then(|i| get_s(i, "execution"));
