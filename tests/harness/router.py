@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import threading
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -110,7 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             for iam_action in iam_actions(self.headers, action, body):
                 self.server.callers.add((caller, iam_action))
         fault = self.server.take_fault(action, caller)
-        if fault:
+        if fault and fault.code == "Slow":
+            # A hung call: the caller gives up and retries; this one still reaches the service
+            # afterwards, as a request that timed out on the client may still be applied.
+            time.sleep(fault.status)
+        elif fault:
             return self._fault(fault)
         conn = http.client.HTTPConnection("127.0.0.1", self.server.moto_port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}

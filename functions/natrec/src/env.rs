@@ -33,8 +33,20 @@ pub fn number<T: std::str::FromStr>(name: &str) -> Result<T> {
         .map_err(|_| RecorderError::Misconfigured(format!("environment variable {name}={v:?} is not a valid number")))
 }
 
+/// A hung AWS call is abandoned after this long and retried by the SDK (well inside the
+/// functions' 30 s Lambda timeout).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// The SDK configuration, built once per cold start.
 #[cfg(feature = "aws")]
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }

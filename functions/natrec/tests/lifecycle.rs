@@ -663,3 +663,34 @@ async fn a_start_retried_after_a_hidden_success_reuses_its_flow_logs() {
     assert_eq!(ec2.active().len(), 2, "no second set of flow logs");
     assert_eq!(store.started.lock().unwrap()[NAT], 1, "counted once");
 }
+
+#[tokio::test]
+async fn a_start_replayed_after_its_recording_ended_does_not_take_the_lock_again() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    store.release(&NatGatewayId::parse(NAT).unwrap(), EXEC).await.unwrap();
+    let replay = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(replay.status, StartStatus::AlreadyRecording);
+    assert!(store.items.lock().unwrap()[NAT].execution.is_none());
+}

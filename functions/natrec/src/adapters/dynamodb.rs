@@ -98,7 +98,13 @@ impl RecordingStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", key)
             .update_expression("SET execution = :e, alarm_at_ms = :a, expires_at = :x REMOVE #token, flow_log_ids")
-            .condition_expression("attribute_not_exists(execution) OR execution = :e OR expires_at < :now")
+            // `released` names the last execution that released the lock: a request of that
+            // execution delayed past its own release (a timed-out attempt that still lands)
+            // must not take the lock again.
+            .condition_expression(
+                "(attribute_not_exists(execution) OR execution = :e OR expires_at < :now) \
+                 AND (attribute_not_exists(released) OR released <> :e)",
+            )
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":e", s(&lock.execution))
             .expression_attribute_values(":a", n(lock.alarm_at_ms))
@@ -284,7 +290,7 @@ impl RecordingStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(nat_id.as_str()))
-            .update_expression("REMOVE execution, #token, flow_log_ids, expires_at, alarm_at_ms")
+            .update_expression("SET released = :e REMOVE execution, #token, flow_log_ids, expires_at, alarm_at_ms")
             .condition_expression("execution = :e")
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":e", s(execution))

@@ -97,6 +97,7 @@ pub struct LockItem {
     pub token: Option<String>,
     pub flow_log_ids: Vec<String>,
     pub last_stop: Option<StopSignal>,
+    pub released: Option<String>,
 }
 
 /// Same contract as the DynamoDB adapter, in memory.
@@ -111,6 +112,9 @@ impl RecordingStore for FakeStore {
     async fn acquire(&self, lock: &LockRequest) -> Result<Acquired> {
         let mut items = self.items.lock().unwrap();
         let item = items.entry(lock.nat_id.to_string()).or_default();
+        if item.released.as_deref() == Some(lock.execution.as_str()) {
+            return Ok(Acquired::HeldBy("a replay of a released execution".into()));
+        }
         match &item.execution {
             Some(e) if e == &lock.execution => return Ok(Acquired::Acquired),
             Some(e) => {
@@ -195,7 +199,7 @@ impl RecordingStore for FakeStore {
         let mut items = self.items.lock().unwrap();
         match items.get_mut(nat_id.as_str()) {
             Some(item) if item.execution.as_deref() == Some(execution) => {
-                item.execution = None;
+                item.released = item.execution.take();
                 item.token = None;
                 item.flow_log_ids.clear();
                 Ok(true)
