@@ -99,17 +99,7 @@ fn odd_events_are_rejected_with_a_message_that_says_why() {
 async fn start_records_every_interface_with_the_full_format_and_tags() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
     let store = FakeStore::default();
-    let rec = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let rec = started(&ec2, &store).await;
     assert_eq!(rec.status, StartStatus::Recording);
     assert_eq!(rec.flow_log_ids.len(), 2);
     assert_eq!(rec.interfaces, ["eni-0aaa", "eni-0bbb"]);
@@ -217,17 +207,7 @@ async fn a_missing_nat_fails_cleanly_without_lock_or_flow_log() {
 async fn a_second_alarm_joins_the_running_recording_instead_of_starting_another() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
     let store = FakeStore::default();
-    start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    started(&ec2, &store).await;
     let second = start(
         fixture("alarm-single-alarm.json"),
         "exec-2",
@@ -243,17 +223,7 @@ async fn a_second_alarm_joins_the_running_recording_instead_of_starting_another(
     assert!(second.notice.is_none());
     assert_eq!(ec2.active().len(), 1, "no second flow log");
     // A retry of the first execution's start is idempotent: same lock, counted once.
-    let again = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let again = started(&ec2, &store).await;
     assert_eq!(again.status, StartStatus::Recording);
 }
 
@@ -302,17 +272,7 @@ async fn ok_before_the_token_is_parked_stops_at_once_when_parking() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
     let store = FakeStore::default();
     let tokens = FakeTokens::default();
-    let rec = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let rec = started(&ec2, &store).await;
     let out = resume(fixture("alarm-math-ok.json"), &store, &tokens).await.unwrap();
     assert_eq!(
         out,
@@ -337,17 +297,7 @@ async fn an_ok_from_before_the_alarm_does_not_stop_the_new_recording() {
     let mut old_ok = fixture("alarm-math-ok.json");
     old_ok["detail"]["state"]["timestamp"] = json!("2026-11-25T08:59:00.000+0000");
     resume(old_ok, &store, &tokens).await.unwrap();
-    let rec = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let rec = started(&ec2, &store).await;
     assert_eq!(
         park(&rec.nat_id, EXEC, "t", &store, &tokens).await.unwrap(),
         Parked::Waiting
@@ -364,17 +314,7 @@ async fn ok_and_insufficient_data_deliver_the_stop_with_their_reason() {
         let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
         let store = FakeStore::default();
         let tokens = FakeTokens::default();
-        let rec = start(
-            fixture("alarm-math-alarm.json"),
-            EXEC,
-            now(),
-            &settings(0),
-            &ec2,
-            &ec2,
-            &store,
-        )
-        .await
-        .unwrap();
+        let rec = started(&ec2, &store).await;
         park(&rec.nat_id, EXEC, "tok", &store, &tokens).await.unwrap();
         let out = resume(fixture(fixture_name), &store, &tokens).await.unwrap();
         assert_eq!(
@@ -392,17 +332,7 @@ async fn a_late_ok_is_already_over_not_an_error() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
     let store = FakeStore::default();
     let tokens = FakeTokens::default();
-    let rec = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let rec = started(&ec2, &store).await;
     park(&rec.nat_id, EXEC, "tok", &store, &tokens).await.unwrap();
     *tokens.over.lock().unwrap() = Some("TaskTimedOut".into());
     let out = resume(fixture("alarm-math-ok.json"), &store, &tokens).await.unwrap();
@@ -415,6 +345,21 @@ async fn a_late_ok_is_already_over_not_an_error() {
             .error_type(),
         "UnexpectedEvent"
     );
+}
+
+/// A recording of NAT started by execution EXEC from the math-alarm fixture.
+async fn started(ec2: &FakeEc2, store: &FakeStore) -> Recording {
+    start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        ec2,
+        ec2,
+        store,
+    )
+    .await
+    .unwrap()
 }
 
 async fn recorded(ec2: &FakeEc2, store: &FakeStore) -> Value {
@@ -606,17 +551,7 @@ async fn alarm_ok_alarm_in_a_second_waits_for_the_ending_recording_instead_of_jo
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
     let store = FakeStore::default();
     let tokens = FakeTokens::default();
-    start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    started(&ec2, &store).await;
     let ok = fixture("alarm-math-ok.json"); // 09:09:10.456
     resume(ok, &store, &tokens).await.unwrap();
     let mut again = fixture("alarm-math-alarm.json");
@@ -637,28 +572,8 @@ async fn alarm_ok_alarm_in_a_second_waits_for_the_ending_recording_instead_of_jo
 async fn a_start_retried_after_a_hidden_success_reuses_its_flow_logs() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
     let store = FakeStore::default();
-    let first = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
-    let retry = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let first = started(&ec2, &store).await;
+    let retry = started(&ec2, &store).await;
     assert_eq!(retry.flow_log_ids, first.flow_log_ids);
     assert_eq!(ec2.active().len(), 2, "no second set of flow logs");
     assert_eq!(store.started.lock().unwrap()[NAT], 1, "counted once");
@@ -668,29 +583,9 @@ async fn a_start_retried_after_a_hidden_success_reuses_its_flow_logs() {
 async fn a_start_replayed_after_its_recording_ended_does_not_take_the_lock_again() {
     let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
     let store = FakeStore::default();
-    start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    started(&ec2, &store).await;
     store.release(&NatGatewayId::parse(NAT).unwrap(), EXEC).await.unwrap();
-    let replay = start(
-        fixture("alarm-math-alarm.json"),
-        EXEC,
-        now(),
-        &settings(0),
-        &ec2,
-        &ec2,
-        &store,
-    )
-    .await
-    .unwrap();
+    let replay = started(&ec2, &store).await;
     assert_eq!(replay.status, StartStatus::AlreadyRecording);
     assert!(store.items.lock().unwrap()[NAT].execution.is_none());
 }
