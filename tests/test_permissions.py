@@ -36,7 +36,7 @@ def exercise(recorder):
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     recorder.wait(first)
     park = recorder.function_names["ParkTokenFunction"]
-    fault = Fault(f"Invoke:{park}", 429, "TooManyRequestsException")
+    fault = Fault(f"Invoke:{park}", 3, "Slow")  # held back: the OK arrives before the token
     recorder.emu.router.faults.append(fault)
     second = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T10:00:00.000+0000"),
                             "perm-early")

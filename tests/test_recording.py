@@ -153,9 +153,8 @@ def test_ok_before_the_token_is_parked_still_stops_promptly(recorder):
     from tests.harness.router import Fault
     nat = recorder.create_nat()
     park = recorder.function_names["ParkTokenFunction"]
-    # Hold the park step back (Lambda throttled once, retried by the state machine) and
-    # deliver the OK in that window.
-    fault = Fault(f"Invoke:{park}", 429, "TooManyRequestsException", times=1)
+    # Hold the park step back for 3 s and deliver the OK in that window.
+    fault = Fault(f"Invoke:{park}", 3, "Slow", times=1)
     recorder.emu.router.faults.append(fault)
     arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "early-ok")
     recorder.wait_for(lambda: fault.injected == 1, what="park step throttled")

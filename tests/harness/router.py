@@ -157,6 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, msg, {"Content-Type": "application/json",
                                          "x-amzn-ErrorType": "ResourceNotFoundException"})
         fault = self.server.take_fault(f"Invoke:{fn}")
+        if fault and fault.code == "Slow":
+            time.sleep(fault.status)  # the invoke is held back, then runs
+            fault = None
         if fault and fault.code == "Sandbox.Timedout":
             # The function runs (its side effects happen) but Lambda reports it timed out.
             try:
