@@ -41,7 +41,7 @@ def main() -> int:
         for fl in flow_logs:
             say(f"  flow log {fl['FlowLogId']} on {fl['ResourceId']} -> {fl['LogGroupName']} "
                 f"(aggregation {fl['MaxAggregationInterval']} s)")
-        rec.wait_for(lambda: (rec.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+        rec.wait_parked(nat["id"])
         say("task token parked in DynamoDB; recording until the alarm returns to OK "
             "(or RecordingTime runs out)")
         time.sleep(2)

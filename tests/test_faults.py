@@ -188,7 +188,7 @@ def test_alarm_ok_alarm_within_a_second_records_both_spikes(recorder):
 def test_nat_deleted_mid_recording_still_ends_cleanly(recorder):
     nat = recorder.create_nat()
     arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "nat-deleted")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     recorder.emu.client("ec2").delete_nat_gateway(NatGatewayId=nat["id"])
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     outcome = {"nat": nat, "arn": arn, "status": recorder.wait(arn)["status"]}

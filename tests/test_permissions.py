@@ -32,7 +32,7 @@ def exercise(recorder):
     recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="2")
     nat = recorder.create_nat()
     first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "perm-ok")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     recorder.wait(first)
     park = recorder.function_names["ParkTokenFunction"]
@@ -49,7 +49,7 @@ def exercise(recorder):
     recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="0")
     left = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"], timestamp="2026-11-25T12:00:00.000+0000"),
                           "perm-left-behind")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     finish = recorder.function_names["FinishRecordingFunction"]
     recorder.emu.router.faults.append(Fault(f"Invoke:{finish}", 403, "AccessDeniedException"))
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T12:00:05.000+0000"))

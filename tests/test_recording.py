@@ -22,7 +22,7 @@ def test_ok_path_records_every_interface_then_cleans_up_and_notifies(recorder):
     assert "${pkt-dst-aws-service}" in fl["LogFormat"]
     tags = {t["Key"]: t["Value"] for t in fl["Tags"]}
     assert tags["natrec:execution"] == arn and tags["natrec:nat-gateway"] == nat["id"]
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
 
     out = recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     assert out == {"result": "stopped", "nat_id": nat["id"]}
@@ -62,7 +62,7 @@ def test_nat_with_two_interfaces_gets_a_flow_log_on_each(recorder):
     logs = recorder.wait_for(lambda: len(recorder.active_flow_logs()) == 2 and recorder.active_flow_logs(),
                              what="two flow logs")
     assert sorted(f["ResourceId"] for f in logs) == sorted(nat["interfaces"])
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     # What the NAT's own metrics counted in the window goes into the notice (read with the
     # awsQuery CloudWatch client the emulator understands).
     cw = recorder.emu.client("cloudwatch")
@@ -108,7 +108,7 @@ def test_recording_limit_is_enforced_and_said(recorder):
     recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="1")
     nat = recorder.create_nat()
     first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "limit-1")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     assert ended(recorder, first)[0] == "SUCCEEDED"
     assert recorder.notices()[0]["subject"].startswith("NAT spike recorded")
@@ -127,7 +127,7 @@ def test_duplicate_alarm_delivery_records_once(recorder):
     nat = recorder.create_nat()
     event = recorder.event("alarm-math-alarm.json", nat["id"])
     first = recorder.start(event, "dup-1")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     second = recorder.start(event, "dup-2")
     assert ended(recorder, second)[0] == "SUCCEEDED"
     assert len(recorder.active_flow_logs()) == 1, "the duplicate created no flow log"
@@ -141,7 +141,7 @@ def test_duplicate_alarm_delivery_records_once(recorder):
 def test_insufficient_data_stops_the_recording(recorder):
     nat = recorder.create_nat()
     arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "isd")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     assert recorder.resume(recorder.event("alarm-math-insufficient-data.json", nat["id"]))["result"] == "stopped"
     assert ended(recorder, arn)[0] == "SUCCEEDED"
     assert recorder.active_flow_logs() == []
@@ -175,7 +175,7 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
     from tests.harness.router import Fault
     nat = recorder.create_nat()
     arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "cleanup-denied")
-    recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+    recorder.wait_parked(nat["id"])
     running = recorder.sweep()
     assert running["checked"] == 1 and running["swept"] == [], "a running recording is left alone"
     finish = recorder.function_names["FinishRecordingFunction"]
@@ -229,7 +229,7 @@ def test_deleting_the_stack_deletes_every_recorder_flow_log(recorder):
                     "ResourceType": "Custom::RecorderFlowLogCleanup", "ResourceProperties": {}}
         nat = recorder.create_nat(interfaces=2)
         recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "before-delete")
-        recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("token"), what="token parked")
+        recorder.wait_parked(nat["id"])
         lam = recorder.emu.client("lambda")
         fn = recorder.function_names["SweepOrphansFunction"]
         lam.invoke(FunctionName=fn, Payload=json.dumps(request("Create")))

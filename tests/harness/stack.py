@@ -234,6 +234,10 @@ class Recorder:
             time.sleep(0.2)
         raise TimeoutError(f"timed out waiting for {what}")
 
+    def wait_parked(self, nat_id: str, timeout: float = 30) -> str:
+        """Waits until the recording of `nat_id` has parked its task token; returns it."""
+        return self.wait_for(lambda: (self.lock_item(nat_id) or {}).get("token"), timeout, what="token parked")
+
     def active_flow_logs(self) -> list[dict]:
         return self.emu.client("ec2").describe_flow_logs()["FlowLogs"]
 
