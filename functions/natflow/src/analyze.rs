@@ -1,0 +1,579 @@
+//! The streaming aggregation: flow-log lines in, bytes per (VPC endpoint, remote endpoint) out.
+//!
+//! On a NAT Gateway's interface every flow appears twice: VPC host -> NAT (its destination
+//! translated: `dstaddr` is the NAT, `pkt-dstaddr` the real destination) and NAT -> destination,
+//! and the same for the reply. Only the rows whose packet addresses differ from the interface
+//! addresses carry both real endpoints; counting only those counts each flow once:
+//! `dstaddr != pkt-dstaddr` is upload (VPC -> destination), `srcaddr != pkt-srcaddr` download.
+//! Formats without the packet addresses fall back on the NAT's own IPs: the VPC-side rows give
+//! the sources, the internet-side rows the destinations, and the two cannot be paired.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AnalysisError, Result};
+use crate::format::{Columns, Format, MAX_FIELDS};
+
+/// Stands for "not known" where the format cannot tell (the remote end in default-format rows).
+pub const UNKNOWN_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// How many malformed lines are kept as examples for the report.
+const EXAMPLES: usize = 3;
+
+/// What happened to every input line; nothing is dropped without being counted here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputStats {
+    pub lines: u64,
+    pub bytes_read: u64,
+    /// Records counted in the traffic (one per translated flow direction).
+    pub counted: u64,
+    /// Header lines (S3 files start with one; a new header switches the format).
+    pub headers: u64,
+    /// Lines that are not a record of the format (wrong field count, bad number or address).
+    pub malformed: u64,
+    pub nodata: u64,
+    pub skipdata: u64,
+    pub rejected: u64,
+    /// The NAT's own half of each translated flow (counted through the other half), and any
+    /// traffic that is not translated by the NAT.
+    pub untranslated: u64,
+    /// Records with `-` where attribution needs a value.
+    pub incomplete: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub malformed_examples: Vec<String>,
+}
+
+impl InputStats {
+    fn merge(&mut self, o: &InputStats) {
+        self.lines += o.lines;
+        self.bytes_read += o.bytes_read;
+        self.counted += o.counted;
+        self.headers += o.headers;
+        self.malformed += o.malformed;
+        self.nodata += o.nodata;
+        self.skipdata += o.skipdata;
+        self.rejected += o.rejected;
+        self.untranslated += o.untranslated;
+        self.incomplete += o.incomplete;
+        for e in &o.malformed_examples {
+            if self.malformed_examples.len() < EXAMPLES {
+                self.malformed_examples.push(e.clone());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// VPC -> remote bytes (NAT BytesInFromSource).
+    pub upload: u64,
+    /// Remote -> VPC bytes (NAT BytesInFromDestination).
+    pub download: u64,
+    pub packets: u64,
+    pub records: u64,
+}
+
+impl Counters {
+    pub fn bytes(&self) -> u64 {
+        self.upload + self.download
+    }
+
+    pub fn add(&mut self, o: &Counters) {
+        self.upload += o.upload;
+        self.download += o.download;
+        self.packets += o.packets;
+        self.records += o.records;
+    }
+}
+
+/// One aggregation cell: a VPC endpoint, a remote endpoint, the AWS service named by the record,
+/// and the NAT interface the flow went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub service: u16,
+    pub interface: u32,
+}
+
+/// Small string interner for the few distinct interfaces and services.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    names: Vec<Box<[u8]>>,
+    index: FxHashMap<Box<[u8]>, u32>,
+    last: Option<(Box<[u8]>, u32)>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &[u8]) -> u32 {
+        if let Some((l, i)) = &self.last {
+            if **l == *s {
+                return *i;
+            }
+        }
+        let i = match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                let i = self.names.len() as u32;
+                self.names.push(s.into());
+                self.index.insert(s.into(), i);
+                i
+            }
+        };
+        self.last = Some((s.into(), i));
+        i
+    }
+
+    fn name(&self, i: u32) -> &str {
+        std::str::from_utf8(&self.names[i as usize]).unwrap_or("?")
+    }
+}
+
+pub struct Analyzer {
+    format: Format,
+    cols: Columns,
+    nat_ips: FxHashSet<IpAddr>,
+    stats: InputStats,
+    flows: FxHashMap<FlowKey, Counters>,
+    /// Default-format fallback only: traffic per remote endpoint seen on the NAT's public side.
+    remotes: FxHashMap<(IpAddr, u16), Counters>,
+    interfaces: Interner,
+    /// The `az-id` of each interface's records (first seen).
+    interface_az: Vec<Option<String>>,
+    services: Interner,
+    first_start: Option<i64>,
+    last_end: Option<i64>,
+}
+
+impl Analyzer {
+    /// `nat_ips` is needed only for formats without the packet addresses.
+    pub fn new(format: Format, nat_ips: &[IpAddr]) -> Result<Self> {
+        if !format.has_packet_addresses() && nat_ips.is_empty() {
+            return Err(AnalysisError::NatAddressesNeeded);
+        }
+        let mut services = Interner::default();
+        services.id(b"-"); // service 0: none
+        Ok(Self {
+            cols: format.columns,
+            format,
+            nat_ips: nat_ips.iter().copied().collect(),
+            stats: InputStats::default(),
+            flows: FxHashMap::default(),
+            remotes: FxHashMap::default(),
+            interfaces: Interner::default(),
+            interface_az: Vec::new(),
+            services,
+            first_start: None,
+            last_end: None,
+        })
+    }
+
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    pub fn stats(&self) -> &InputStats {
+        &self.stats
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = (&FlowKey, &Counters)> {
+        self.flows.iter()
+    }
+
+    pub fn remotes(&self) -> impl Iterator<Item = (IpAddr, &str, &Counters)> {
+        self.remotes
+            .iter()
+            .map(|((ip, s), c)| (*ip, self.service_name(*s).unwrap_or("-"), c))
+    }
+
+    pub fn distinct_talkers(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn interface_name(&self, i: u32) -> &str {
+        self.interfaces.name(i)
+    }
+
+    pub fn interface_az(&self, i: u32) -> Option<&str> {
+        self.interface_az.get(i as usize).and_then(|a| a.as_deref())
+    }
+
+    /// `None` for "-".
+    pub fn service_name(&self, i: u16) -> Option<&str> {
+        (i != 0).then(|| self.services.name(i as u32))
+    }
+
+    /// Start of the first and end of the last record counted (epoch seconds).
+    pub fn window(&self) -> Option<(i64, i64)> {
+        Some((self.first_start?, self.last_end?))
+    }
+
+    /// Feeds a buffer of whole lines (`\n` or `\r\n` separated; a last line without `\n` counts).
+    pub fn feed(&mut self, buf: &[u8]) {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            self.line(&buf[start..nl]);
+            start = nl + 1;
+        }
+        if start < buf.len() {
+            self.line(&buf[start..]);
+        }
+        self.stats.bytes_read += buf.len() as u64;
+    }
+
+    /// One line, without its newline.
+    pub fn line(&mut self, mut line: &[u8]) {
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if line.is_empty() {
+            return;
+        }
+        self.stats.lines += 1;
+        let mut f: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
+        let mut n = 0;
+        let mut s = 0;
+        for sp in memchr::memchr_iter(b' ', line) {
+            if n == MAX_FIELDS - 1 {
+                break;
+            }
+            f[n] = &line[s..sp];
+            n += 1;
+            s = sp + 1;
+        }
+        f[n] = &line[s..];
+        n += 1;
+        if n != self.format.len() {
+            if self.header(line) {
+                return;
+            }
+            return self.malformed(line);
+        }
+        if self.record(&f).is_none() {
+            if self.header(line) {
+                return;
+            }
+            self.malformed(line);
+        }
+    }
+
+    fn header(&mut self, line: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return false;
+        };
+        match Format::from_header(text) {
+            Some(format) if format.has_packet_addresses() || !self.nat_ips.is_empty() => {
+                self.stats.headers += 1;
+                self.cols = format.columns;
+                self.format = format;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn malformed(&mut self, line: &[u8]) {
+        self.stats.malformed += 1;
+        if self.stats.malformed_examples.len() < EXAMPLES {
+            let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+            self.stats.malformed_examples.push(text);
+        }
+    }
+
+    /// `None`: malformed.
+    fn record(&mut self, f: &[&[u8]]) -> Option<()> {
+        let c = self.cols;
+        if let Some(i) = c.log_status {
+            match f[i] {
+                b"OK" | b"-" => {}
+                b"NODATA" => {
+                    self.stats.nodata += 1;
+                    return Some(());
+                }
+                b"SKIPDATA" => {
+                    self.stats.skipdata += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+        if let Some(i) = c.action {
+            match f[i] {
+                b"ACCEPT" | b"-" => {}
+                b"REJECT" => {
+                    self.stats.rejected += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+        let bytes_f = f[c.bytes?];
+        if bytes_f == b"-" {
+            self.stats.incomplete += 1;
+            return Some(());
+        }
+        let bytes = parse_u64(bytes_f)?;
+        let packets = match c.packets.map(|i| f[i]) {
+            Some(b"-") | None => 0,
+            Some(p) => parse_u64(p)?,
+        };
+        let (src, dst) = (f[c.srcaddr?], f[c.dstaddr?]);
+
+        let (local, remote, service, upload) = match (c.pkt_srcaddr, c.pkt_dstaddr) {
+            (Some(ps), Some(pd)) => {
+                let (psrc, pdst) = (f[ps], f[pd]);
+                if psrc == b"-" || pdst == b"-" || src == b"-" || dst == b"-" {
+                    self.stats.incomplete += 1;
+                    return Some(());
+                }
+                if dst != pdst {
+                    let svc = c.pkt_dst_aws_service.map(|i| f[i]).unwrap_or(b"-");
+                    (parse_ip(psrc)?, parse_ip(pdst)?, svc, true)
+                } else if src != psrc {
+                    let svc = c.pkt_src_aws_service.map(|i| f[i]).unwrap_or(b"-");
+                    (parse_ip(pdst)?, parse_ip(psrc)?, svc, false)
+                } else {
+                    // Validate before counting it as the NAT's own half.
+                    parse_ip(src)?;
+                    parse_ip(dst)?;
+                    self.stats.untranslated += 1;
+                    return Some(());
+                }
+            }
+            _ => {
+                if src == b"-" || dst == b"-" {
+                    self.stats.incomplete += 1;
+                    return Some(());
+                }
+                let (s, d) = (parse_ip(src)?, parse_ip(dst)?);
+                let (s_nat, d_nat) = (self.nat_ips.contains(&s), self.nat_ips.contains(&d));
+                match (s_nat, d_nat) {
+                    (false, true) if is_private(s) => (s, UNKNOWN_IP, &b"-"[..], true),
+                    (true, false) if is_private(d) => (d, UNKNOWN_IP, &b"-"[..], false),
+                    (false, true) => {
+                        self.remote(s, bytes, packets, false);
+                        return Some(());
+                    }
+                    (true, false) => {
+                        self.remote(d, bytes, packets, true);
+                        return Some(());
+                    }
+                    _ => {
+                        self.stats.untranslated += 1;
+                        return Some(());
+                    }
+                }
+            }
+        };
+        let interface = match c.interface_id.map(|i| f[i]) {
+            Some(id) => {
+                let i = self.interfaces.id(id);
+                if self.interface_az.len() <= i as usize {
+                    self.interface_az.resize(i as usize + 1, None);
+                }
+                if self.interface_az[i as usize].is_none() {
+                    if let Some(az) = c.az_id.map(|a| f[a]).filter(|a| *a != b"-") {
+                        self.interface_az[i as usize] = Some(String::from_utf8_lossy(az).into_owned());
+                    }
+                }
+                i
+            }
+            None => self.interfaces.id(b"-"),
+        };
+        let service = self.services.id(service) as u16;
+        if let Some(i) = c.start {
+            if let Some(t) = parse_u64(f[i]) {
+                let t = t as i64;
+                self.first_start = Some(self.first_start.map_or(t, |m| m.min(t)));
+            }
+        }
+        if let Some(i) = c.end {
+            if let Some(t) = parse_u64(f[i]) {
+                let t = t as i64;
+                self.last_end = Some(self.last_end.map_or(t, |m| m.max(t)));
+            }
+        }
+        let cell = self.flows.entry(FlowKey {
+            local,
+            remote,
+            service,
+            interface,
+        });
+        let cnt = cell.or_default();
+        if upload {
+            cnt.upload += bytes;
+        } else {
+            cnt.download += bytes;
+        }
+        cnt.packets += packets;
+        cnt.records += 1;
+        self.stats.counted += 1;
+        Some(())
+    }
+
+    fn remote(&mut self, ip: IpAddr, bytes: u64, packets: u64, upload: bool) {
+        let cnt = self.remotes.entry((ip, 0)).or_default();
+        if upload {
+            cnt.upload += bytes;
+        } else {
+            cnt.download += bytes;
+        }
+        cnt.packets += packets;
+        cnt.records += 1;
+        self.stats.untranslated += 1;
+    }
+
+    /// Adds another analyzer's counts (same format), e.g. one per thread or per file.
+    pub fn merge(&mut self, other: Analyzer) {
+        self.stats.merge(&other.stats);
+        let iface: Vec<u32> = (0..other.interfaces.names.len() as u32)
+            .map(|i| self.interfaces.id(&other.interfaces.names[i as usize]))
+            .collect();
+        for (i, az) in other.interface_az.iter().enumerate() {
+            let mine = iface[i] as usize;
+            if self.interface_az.len() <= mine {
+                self.interface_az.resize(mine + 1, None);
+            }
+            if self.interface_az[mine].is_none() {
+                self.interface_az[mine] = az.clone();
+            }
+        }
+        let svc: Vec<u16> = (0..other.services.names.len() as u32)
+            .map(|i| self.services.id(&other.services.names[i as usize]) as u16)
+            .collect();
+        for (k, v) in other.flows {
+            let k = FlowKey {
+                interface: iface[k.interface as usize],
+                service: svc[k.service as usize],
+                ..k
+            };
+            self.flows.entry(k).or_default().add(&v);
+        }
+        for ((ip, s), v) in other.remotes {
+            self.remotes.entry((ip, svc[s as usize])).or_default().add(&v);
+        }
+        if let Some(t) = other.first_start {
+            self.first_start = Some(self.first_start.map_or(t, |m| m.min(t)));
+        }
+        if let Some(t) = other.last_end {
+            self.last_end = Some(self.last_end.map_or(t, |m| m.max(t)));
+        }
+    }
+
+    /// A new empty analyzer with the same settings (for another thread).
+    pub fn fork(&self) -> Analyzer {
+        let nat: Vec<IpAddr> = self.nat_ips.iter().copied().collect();
+        let mut a = Analyzer::new(self.format.clone(), &nat).expect("same settings as a valid analyzer");
+        a.cols = self.cols;
+        a
+    }
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    Some(v)
+}
+
+/// IPv4 without allocation; anything else through the standard parser (IPv6).
+pub fn parse_ip(s: &[u8]) -> Option<IpAddr> {
+    parse_v4(s).or_else(|| {
+        if memchr::memchr(b':', s).is_some() {
+            std::str::from_utf8(s).ok()?.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+        } else {
+            None
+        }
+    })
+}
+
+fn parse_v4(s: &[u8]) -> Option<IpAddr> {
+    let mut octets = [0u8; 4];
+    let mut idx = 0;
+    let mut val: u32 = 0;
+    let mut digits = 0;
+    for &b in s {
+        match b {
+            b'0'..=b'9' => {
+                val = val * 10 + (b - b'0') as u32;
+                digits += 1;
+                if digits > 3 {
+                    return None;
+                }
+            }
+            b'.' => {
+                if digits == 0 || idx == 3 || val > 255 {
+                    return None;
+                }
+                octets[idx] = val as u8;
+                idx += 1;
+                val = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if idx != 3 || digits == 0 || val > 255 {
+        return None;
+    }
+    octets[3] = val as u8;
+    Some(IpAddr::V4(Ipv4Addr::from(octets)))
+}
+
+/// RFC 1918, shared address space (100.64/10) and IPv6 unique-local: the VPC side of a NAT.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses_strictly() {
+        assert_eq!(parse_ip(b"10.0.1.5"), Some("10.0.1.5".parse().unwrap()));
+        assert_eq!(parse_ip(b"255.255.255.255"), Some("255.255.255.255".parse().unwrap()));
+        assert_eq!(parse_ip(b"2600:1f18::1"), Some("2600:1f18::1".parse().unwrap()));
+        for bad in [
+            &b"256.0.0.1"[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"1..2.3",
+            b"1.2.3.",
+            b"1234.1.1.1",
+            b"-",
+            b"",
+        ] {
+            assert_eq!(parse_ip(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(parse_u64(b"12345"), Some(12345));
+        assert_eq!(parse_u64(b"12a"), None);
+        assert_eq!(parse_u64(b""), None);
+    }
+
+    #[test]
+    fn private_ranges() {
+        for p in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1"] {
+            assert!(is_private(p.parse().unwrap()), "{p}");
+        }
+        for p in ["52.94.1.1", "100.128.0.1", "172.32.0.1", "2600::1"] {
+            assert!(!is_private(p.parse().unwrap()), "{p}");
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! The report: who sent the bytes through the NAT, to where, across which AZs, and what it cost.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{is_private, Analyzer, Counters, InputStats, UNKNOWN_IP};
+use crate::inventory::{Inventory, ResourceKind};
+use crate::ipranges::IpRanges;
+use crate::prices::Prices;
+
+/// Services a gateway VPC endpoint serves at no charge.
+pub const GATEWAY_ENDPOINT_SERVICES: &[&str] = &["S3", "DYNAMODB"];
+
+/// Address-range names that are not one service an endpoint could serve.
+const NOT_AN_ENDPOINT_SERVICE: &[&str] = &[
+    "AMAZON",
+    "CLOUDFRONT",
+    "ROUTE53",
+    "ROUTE53_HEALTHCHECKS",
+    "GLOBALACCELERATOR",
+];
+
+#[derive(Debug, Clone)]
+pub struct ReportOptions<'a> {
+    pub inventory: Option<&'a Inventory>,
+    pub ip_ranges: Option<&'a IpRanges>,
+    pub prices: Prices,
+    /// Bytes the NAT's own CloudWatch metrics counted in the same window (upload, download).
+    pub nat_metrics: Option<(u64, u64)>,
+    /// How many talkers to list (the rest are summed).
+    pub top: usize,
+    /// Set when not all records were read, with the reason.
+    pub truncated: Option<String>,
+    /// Step Functions transitions and their price, for the recording's own cost.
+    pub state_transitions: Option<u32>,
+}
+
+impl<'a> ReportOptions<'a> {
+    pub fn new(prices: Prices) -> Self {
+        Self {
+            inventory: None,
+            ip_ranges: None,
+            prices,
+            nat_metrics: None,
+            top: 10,
+            truncated: None,
+            state_transitions: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: String,
+    /// What a person recognises: `i-0abc (web-1)`, `S3`, `203.0.113.5`.
+    pub label: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Talker {
+    /// The VPC side.
+    pub source: Endpoint,
+    /// The far side.
+    pub destination: Endpoint,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub bytes: u64,
+    /// Of all counted bytes.
+    pub share: f64,
+    /// NAT processing, plus cross-AZ transfer where the source is in another AZ than the NAT.
+    pub cost_usd: f64,
+    pub cross_az: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUse {
+    pub service: String,
+    pub bytes: u64,
+    pub nat_cost_usd: f64,
+    /// `gateway` (free), `interface` (PrivateLink), or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// NAT processing an endpoint would have saved on this traffic (interface: minus its own
+    /// per-GB charge; hourly charges not included).
+    pub saving_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossAzFlow {
+    pub source_az: String,
+    pub nat_az: String,
+    pub bytes: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossAz {
+    /// False without an inventory: a source's AZ is not in the records.
+    pub known: bool,
+    pub bytes: u64,
+    pub cost_usd: f64,
+    pub flows: Vec<CrossAzFlow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub flow_log_bytes: u64,
+    pub nat_metric_bytes: u64,
+    /// flow_log_bytes / nat_metric_bytes (None when the metrics counted nothing).
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Costs {
+    pub nat_processing_usd: f64,
+    pub cross_az_usd: f64,
+    /// The recording's own cost: flow-log ingestion of the bytes read (+ Step Functions).
+    pub flow_log_ingestion_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_functions_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceUse {
+    pub interface_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az: Option<String>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub input: InputStats,
+    /// First record start and last record end (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<(i64, i64)>,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub bytes: u64,
+    pub distinct_talkers: usize,
+    pub talkers: Vec<Talker>,
+    /// Everything beyond the listed talkers.
+    pub others: Counters,
+    /// Only for formats without packet addresses: far-side endpoints, not paired with sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Talker>,
+    pub services: Vec<ServiceUse>,
+    pub cross_az: CrossAz,
+    pub interfaces: Vec<InterfaceUse>,
+    pub costs: Costs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
+    pub inventory_interfaces: usize,
+    pub prices: Prices,
+}
+
+struct Namer<'a> {
+    inventory: Option<&'a Inventory>,
+    ip_ranges: Option<&'a IpRanges>,
+}
+
+impl Namer<'_> {
+    fn endpoint(&self, ip: IpAddr, service: Option<&str>) -> Endpoint {
+        if ip == UNKNOWN_IP {
+            return Endpoint {
+                ip: "-".into(),
+                label: "unknown (format has no pkt-dstaddr)".into(),
+                kind: "unknown".into(),
+                service: None,
+                interface_id: None,
+                subnet_id: None,
+                az: None,
+                tags: BTreeMap::new(),
+            };
+        }
+        let service = service
+            .map(str::to_string)
+            .or_else(|| self.ip_ranges.and_then(|r| r.service(ip)).map(str::to_string));
+        let mut e = Endpoint {
+            ip: ip.to_string(),
+            label: ip.to_string(),
+            kind: if is_private(ip) { "private" } else { "internet" }.into(),
+            service: service.clone(),
+            interface_id: None,
+            subnet_id: None,
+            az: None,
+            tags: BTreeMap::new(),
+        };
+        if let Some(eni) = self.inventory.and_then(|i| i.by_ip(&ip)) {
+            e.label = format!("{} {}", eni.label(), ip);
+            e.kind = serde_json::to_value(eni.kind())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "interface".into());
+            e.interface_id = Some(eni.interface_id.clone());
+            e.subnet_id = eni.subnet_id.clone();
+            e.az = eni.az().map(str::to_string);
+            e.tags = eni.tags.clone();
+        } else if let Some(s) = &service {
+            e.label = format!("{s} {ip}");
+            e.kind = "aws-service".into();
+        }
+        e
+    }
+}
+
+fn round_usd(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+impl Report {
+    pub fn build(a: &Analyzer, o: &ReportOptions<'_>) -> Report {
+        let namer = Namer {
+            inventory: o.inventory,
+            ip_ranges: o.ip_ranges,
+        };
+        let p = &o.prices;
+        // The NAT interface's AZ: from the inventory (comparable with the sources'), else the
+        // records' az-id when the inventory has AZ IDs too.
+        let nat_az = |iface: u32| -> Option<String> {
+            let id = a.interface_name(iface);
+            let inv = o.inventory?;
+            match inv.by_interface(id) {
+                Some(e) => e.az().map(str::to_string),
+                None => a.interface_az(iface).map(str::to_string),
+            }
+        };
+
+        // Per (local, remote): bytes, service, cross-AZ bytes.
+        struct Pair {
+            c: Counters,
+            service: Option<String>,
+            cross_az_bytes: u64,
+        }
+        let mut pairs: FxHashMap<(IpAddr, IpAddr), Pair> = FxHashMap::default();
+        let mut services: BTreeMap<String, u64> = BTreeMap::new();
+        let mut cross: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut interfaces: BTreeMap<String, InterfaceUse> = BTreeMap::new();
+        let mut local_az_cache: FxHashMap<IpAddr, Option<String>> = FxHashMap::default();
+        let (mut up, mut down) = (0u64, 0u64);
+        for (k, c) in a.flows() {
+            up += c.upload;
+            down += c.download;
+            let svc = a
+                .service_name(k.service)
+                .map(str::to_string)
+                .or_else(|| o.ip_ranges.and_then(|r| r.service(k.remote)).map(str::to_string));
+            if let Some(s) = &svc {
+                *services.entry(s.clone()).or_default() += c.bytes();
+            }
+            let iface = a.interface_name(k.interface).to_string();
+            interfaces
+                .entry(iface.clone())
+                .or_insert_with(|| InterfaceUse {
+                    interface_id: iface,
+                    az: a.interface_az(k.interface).map(str::to_string),
+                    bytes: 0,
+                })
+                .bytes += c.bytes();
+            let local_az = local_az_cache
+                .entry(k.local)
+                .or_insert_with(|| {
+                    o.inventory
+                        .and_then(|i| i.by_ip(&k.local))
+                        .and_then(|e| e.az().map(str::to_string))
+                })
+                .clone();
+            let mut cross_bytes = 0;
+            if let (Some(src), Some(nat)) = (local_az, nat_az(k.interface)) {
+                if src != nat {
+                    cross_bytes = c.bytes();
+                    *cross.entry((src, nat)).or_default() += c.bytes();
+                }
+            }
+            let pair = pairs.entry((k.local, k.remote)).or_insert(Pair {
+                c: Counters::default(),
+                service: None,
+                cross_az_bytes: 0,
+            });
+            pair.c.add(c);
+            pair.cross_az_bytes += cross_bytes;
+            if pair.service.is_none() {
+                pair.service = svc;
+            }
+        }
+        let total = up + down;
+        let share = |b: u64| if total == 0 { 0.0 } else { b as f64 / total as f64 };
+
+        let mut ranked: Vec<((IpAddr, IpAddr), Pair)> = pairs.into_iter().collect();
+        ranked.sort_by(|(ka, a), (kb, b)| b.c.bytes().cmp(&a.c.bytes()).then(ka.cmp(kb)));
+        let distinct = ranked.len();
+        let mut others = Counters::default();
+        let mut talkers = Vec::new();
+        for (i, ((local, remote), pair)) in ranked.into_iter().enumerate() {
+            if i >= o.top {
+                others.add(&pair.c);
+                continue;
+            }
+            talkers.push(Talker {
+                source: namer.endpoint(local, None),
+                destination: namer.endpoint(remote, pair.service.as_deref()),
+                upload_bytes: pair.c.upload,
+                download_bytes: pair.c.download,
+                bytes: pair.c.bytes(),
+                share: share(pair.c.bytes()),
+                cost_usd: round_usd(p.nat(pair.c.bytes()) + p.cross_az(pair.cross_az_bytes)),
+                cross_az: pair.cross_az_bytes > 0,
+            });
+        }
+
+        let mut destinations: Vec<Talker> = a
+            .remotes()
+            .map(|(ip, svc, c)| Talker {
+                source: namer.endpoint(UNKNOWN_IP, None),
+                destination: namer.endpoint(ip, (svc != "-").then_some(svc)),
+                upload_bytes: c.upload,
+                download_bytes: c.download,
+                bytes: c.bytes(),
+                share: share(c.bytes()),
+                cost_usd: round_usd(p.nat(c.bytes())),
+                cross_az: false,
+            })
+            .collect();
+        destinations.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.destination.ip.cmp(&b.destination.ip)));
+        destinations.truncate(o.top);
+
+        let mut services: Vec<ServiceUse> = services
+            .into_iter()
+            .map(|(service, bytes)| {
+                let nat_cost = p.nat(bytes);
+                let (endpoint, saving) = if GATEWAY_ENDPOINT_SERVICES.contains(&service.as_str()) {
+                    (Some("gateway".to_string()), nat_cost)
+                } else if NOT_AN_ENDPOINT_SERVICE.contains(&service.as_str()) {
+                    (None, 0.0)
+                } else {
+                    let via_endpoint = bytes as f64 / crate::prices::GB * p.per.interface_endpoint_per_gb;
+                    (Some("interface".to_string()), (nat_cost - via_endpoint).max(0.0))
+                };
+                ServiceUse {
+                    service,
+                    bytes,
+                    nat_cost_usd: round_usd(nat_cost),
+                    endpoint,
+                    saving_usd: round_usd(saving),
+                }
+            })
+            .collect();
+        services.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.service.cmp(&b.service)));
+
+        let mut cross_flows: Vec<CrossAzFlow> = cross
+            .into_iter()
+            .map(|((source_az, nat_az), bytes)| CrossAzFlow {
+                source_az,
+                nat_az,
+                bytes,
+                cost_usd: round_usd(p.cross_az(bytes)),
+            })
+            .collect();
+        cross_flows.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        let cross_bytes: u64 = cross_flows.iter().map(|f| f.bytes).sum();
+        let mut interfaces: Vec<InterfaceUse> = interfaces.into_values().collect();
+        interfaces.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+
+        let costs = Costs {
+            nat_processing_usd: round_usd(p.nat(total)),
+            cross_az_usd: round_usd(p.cross_az(cross_bytes)),
+            flow_log_ingestion_usd: round_usd(p.flow_log_ingestion(a.stats().bytes_read)),
+            step_functions_usd: o.state_transitions.map(|t| round_usd(t as f64 * 0.000025)),
+        };
+        let coverage = o.nat_metrics.map(|(mu, md)| Coverage {
+            flow_log_bytes: total,
+            nat_metric_bytes: mu + md,
+            ratio: (mu + md > 0).then(|| total as f64 / (mu + md) as f64),
+        });
+        Report {
+            format: a.format().name(),
+            input: a.stats().clone(),
+            window: a.window(),
+            upload_bytes: up,
+            download_bytes: down,
+            bytes: total,
+            distinct_talkers: distinct,
+            talkers,
+            others,
+            destinations,
+            services,
+            cross_az: CrossAz {
+                known: o.inventory.is_some_and(|i| !i.is_empty()),
+                bytes: cross_bytes,
+                cost_usd: round_usd(p.cross_az(cross_bytes)),
+                flows: cross_flows,
+            },
+            interfaces,
+            costs,
+            coverage,
+            truncated: o.truncated.clone(),
+            inventory_interfaces: o.inventory.map_or(0, |i| i.len()),
+            prices: p.clone(),
+        }
+    }
+
+    /// Plain text for the email and the terminal.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let pct = |v: f64| format!("{:.1}%", v * 100.0);
+        let _ = writeln!(
+            s,
+            "Traffic through the NAT in the flow logs: {} ({} from the VPC, {} back), NAT processing {}.",
+            human_bytes(self.bytes),
+            human_bytes(self.upload_bytes),
+            human_bytes(self.download_bytes),
+            usd(self.costs.nat_processing_usd)
+        );
+        if let Some(t) = &self.truncated {
+            let _ = writeln!(s, "TRUNCATED: {t}. The figures below cover only the records read.");
+        }
+        if let Some(c) = &self.coverage {
+            let _ = match c.ratio {
+                Some(r) => writeln!(
+                    s,
+                    "Coverage: the flow logs account for {} of the {} the NAT's CloudWatch metrics counted ({}).",
+                    human_bytes(c.flow_log_bytes),
+                    human_bytes(c.nat_metric_bytes),
+                    pct(r)
+                ),
+                None => writeln!(
+                    s,
+                    "Coverage: the NAT's CloudWatch metrics counted no bytes in this window (flow logs: {}).",
+                    human_bytes(c.flow_log_bytes)
+                ),
+            };
+        }
+        let _ = writeln!(s);
+        if self.talkers.is_empty() {
+            let _ = writeln!(
+                s,
+                "No traffic through the NAT was found in the records (flow-log delivery can lag; see the input line)."
+            );
+        } else {
+            let _ = writeln!(s, "Top talkers (source -> destination: bytes up/down, share, cost):");
+            for (i, t) in self.talkers.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{:>3}. {} -> {}: {} ({} up / {} down), {}, {}{}",
+                    i + 1,
+                    t.source.label,
+                    t.destination.label,
+                    human_bytes(t.bytes),
+                    human_bytes(t.upload_bytes),
+                    human_bytes(t.download_bytes),
+                    pct(t.share),
+                    usd(t.cost_usd),
+                    if t.cross_az { ", cross-AZ" } else { "" }
+                );
+            }
+            if self.others.bytes() > 0 {
+                let _ = writeln!(
+                    s,
+                    "     {} other talkers: {}",
+                    self.distinct_talkers - self.talkers.len(),
+                    human_bytes(self.others.bytes())
+                );
+            }
+        }
+        if !self.destinations.is_empty() {
+            let _ = writeln!(s, "\nDestinations (this format cannot pair them with sources):");
+            for t in &self.destinations {
+                let _ = writeln!(s, "     {}: {}", t.destination.label, human_bytes(t.bytes));
+            }
+        }
+        let _ = writeln!(s);
+        if self.services.is_empty() {
+            let _ = writeln!(s, "AWS services through the NAT: none seen.");
+        } else {
+            let _ = writeln!(s, "AWS services reached through the NAT:");
+            for v in &self.services {
+                let advice = match v.endpoint.as_deref() {
+                    Some("gateway") => format!(
+                        "a gateway VPC endpoint for {} is free: it would have saved {}",
+                        v.service,
+                        usd(v.saving_usd)
+                    ),
+                    Some(_) => format!(
+                        "an interface VPC endpoint would have saved about {} (minus its hourly charge)",
+                        usd(v.saving_usd)
+                    ),
+                    None => "no VPC endpoint serves this range".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "     {}: {}, NAT processing {}; {}",
+                    v.service,
+                    human_bytes(v.bytes),
+                    usd(v.nat_cost_usd),
+                    advice
+                );
+            }
+        }
+        let _ = writeln!(s);
+        if !self.cross_az.known {
+            let _ = writeln!(
+                s,
+                "Cross-AZ: unknown (no ENI inventory to place the sources in their AZs)."
+            );
+        } else if self.cross_az.bytes == 0 {
+            let _ = writeln!(s, "Cross-AZ: none; every source is in its NAT interface's AZ.");
+        } else {
+            let _ = writeln!(
+                s,
+                "Cross-AZ: {} reached the NAT from another AZ, {} of transfer (a NAT in each AZ avoids it):",
+                human_bytes(self.cross_az.bytes),
+                usd(self.cross_az.cost_usd)
+            );
+            for f in &self.cross_az.flows {
+                let _ = writeln!(
+                    s,
+                    "     {} -> NAT in {}: {}, {}",
+                    f.source_az,
+                    f.nat_az,
+                    human_bytes(f.bytes),
+                    usd(f.cost_usd)
+                );
+            }
+        }
+        let _ = writeln!(s);
+        let sfn = self
+            .costs
+            .step_functions_usd
+            .map(|v| format!(" + Step Functions {}", usd(v)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "This recording's own cost: flow-log ingestion of {} = {}{sfn}.",
+            human_bytes(self.input.bytes_read),
+            usd(self.costs.flow_log_ingestion_usd)
+        );
+        let i = &self.input;
+        let _ = writeln!(
+            s,
+            "Input: {} lines, {} counted, {} NAT-side halves, {} rejected, {} NODATA/SKIPDATA, {} incomplete, {} malformed; format {}; {} interfaces in the inventory; prices {}.",
+            i.lines,
+            i.counted,
+            i.untranslated,
+            i.rejected,
+            i.nodata + i.skipdata,
+            i.incomplete,
+            i.malformed,
+            self.format,
+            self.inventory_interfaces,
+            self.prices.source
+        );
+        s
+    }
+}
+
+pub fn usd(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.01 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
+}
+
+/// Decimal units, as the NAT's metrics are usually read.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
