@@ -145,6 +145,7 @@ pub struct Analyzer {
     services: Interner,
     first_start: Option<i64>,
     last_end: Option<i64>,
+    timestamp_prefix: bool,
 }
 
 impl Analyzer {
@@ -167,7 +168,23 @@ impl Analyzer {
             services,
             first_start: None,
             last_end: None,
+            timestamp_prefix: false,
         })
+    }
+
+    /// Switches the format for the lines that follow (e.g. another file's header).
+    pub fn set_format(&mut self, format: Format) -> Result<()> {
+        if !format.has_packet_addresses() && self.nat_ips.is_empty() {
+            return Err(AnalysisError::NatAddressesNeeded);
+        }
+        self.cols = format.columns;
+        self.format = format;
+        Ok(())
+    }
+
+    /// Lines start with a timestamp and a space, as in a CloudWatch Logs export to S3.
+    pub fn set_timestamp_prefix(&mut self, on: bool) {
+        self.timestamp_prefix = on;
     }
 
     pub fn format(&self) -> &Format {
@@ -227,6 +244,11 @@ impl Analyzer {
     pub fn line(&mut self, mut line: &[u8]) {
         if let [rest @ .., b'\r'] = line {
             line = rest;
+        }
+        if self.timestamp_prefix {
+            if let Some(sp) = memchr::memchr(b' ', line) {
+                line = &line[sp + 1..];
+            }
         }
         if line.is_empty() {
             return;
@@ -466,7 +488,7 @@ impl Analyzer {
     pub fn fork(&self) -> Analyzer {
         let nat: Vec<IpAddr> = self.nat_ips.iter().copied().collect();
         let mut a = Analyzer::new(self.format.clone(), &nat).expect("same settings as a valid analyzer");
-        a.cols = self.cols;
+        a.timestamp_prefix = self.timestamp_prefix;
         a
     }
 }

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{is_private, Analyzer, Counters, InputStats, UNKNOWN_IP};
-use crate::inventory::{Inventory, ResourceKind};
+use crate::inventory::Inventory;
 use crate::ipranges::IpRanges;
 use crate::prices::Prices;
 
