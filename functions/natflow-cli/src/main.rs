@@ -119,6 +119,9 @@ struct GenerateArgs {
     remotes: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// No malformed lines (NODATA, SKIPDATA and REJECT rows stay).
+    #[arg(long)]
+    no_malformed: bool,
     /// Records file.
     #[arg(long, short)]
     output: PathBuf,
@@ -221,6 +224,7 @@ fn generate(args: GenerateArgs) -> Result<String, CliError> {
     let scenario = natflow::synth::Scenario::new(args.hosts.max(1), args.remotes.max(1));
     let file = std::fs::File::create(&args.output).map_err(err(&args.output))?;
     let mut w = natflow::synth::Writer::new(std::io::BufWriter::with_capacity(1 << 20, file), &scenario, args.seed);
+    w.malformed = !args.no_malformed;
     w.noise().map_err(err(&args.output))?;
     w.fill(args.bytes).map_err(err(&args.output))?;
     w.out.flush().map_err(err(&args.output))?;

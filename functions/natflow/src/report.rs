@@ -305,7 +305,16 @@ impl Report {
         let share = |b: u64| if total == 0 { 0.0 } else { b as f64 / total as f64 };
 
         let mut ranked: Vec<((IpAddr, IpAddr), Pair)> = pairs.into_iter().collect();
-        ranked.sort_by(|(ka, a), (kb, b)| b.c.bytes().cmp(&a.c.bytes()).then(ka.cmp(kb)));
+        let order = |(ka, a): &((IpAddr, IpAddr), Pair), (kb, b): &((IpAddr, IpAddr), Pair)| {
+            b.c.bytes().cmp(&a.c.bytes()).then(ka.cmp(kb))
+        };
+        // Only the listed talkers need sorting.
+        if ranked.len() > o.top && o.top > 0 {
+            ranked.select_nth_unstable_by(o.top - 1, order);
+            ranked[..o.top].sort_unstable_by(order);
+        } else {
+            ranked.sort_unstable_by(order);
+        }
         let distinct = ranked.len();
         let mut others = Counters::default();
         let mut talkers = Vec::new();

@@ -176,6 +176,8 @@ pub struct Writer<'a, W: Write> {
     rng: Rng,
     t: u64,
     pub written: u64,
+    /// Leave out the malformed lines (for comparisons with tools that do not validate).
+    pub malformed: bool,
 }
 
 impl<'a, W: Write> Writer<'a, W> {
@@ -187,6 +189,7 @@ impl<'a, W: Write> Writer<'a, W> {
             rng: Rng::new(seed),
             t: 1_764_000_000,
             written: 0,
+            malformed: true,
         }
     }
 
@@ -279,6 +282,10 @@ impl<'a, W: Write> Writer<'a, W> {
             "REJECT",
         )?;
         self.truth.rejected += 1;
+        self.truth.lines += 2;
+        if !self.malformed {
+            return Ok(());
+        }
         for garbage in [
             "this is not a flow log record".to_string(),
             format!("5 {ACCOUNT} {} {h} 10.0.0.10 1 2 6 1 notanumber 1 2 ACCEPT OK {VPC} s a ingress 8 {h} 1.2.3.4 - - 0 IPv4", n.id),
@@ -287,8 +294,8 @@ impl<'a, W: Write> Writer<'a, W> {
             self.out.write_all(garbage.as_bytes())?;
             self.out.write_all(b"\n")?;
             self.truth.malformed += 1;
+            self.truth.lines += 1;
         }
-        self.truth.lines += 5;
         Ok(())
     }
 
