@@ -69,8 +69,8 @@ def test_saved_queries_are_the_files_in_queries(template, resource, query):
 
 
 def test_queries_parse_exactly_the_recorded_format():
-    src = (ROOT / "functions" / "natrec" / "src" / "recording.rs").read_text()
-    block = src[src.index("LOG_FORMAT_FIELDS"):src.index("];", src.index("LOG_FORMAT_FIELDS"))]
+    src = (ROOT / "functions" / "natflow" / "src" / "format.rs").read_text()
+    block = src[src.index("RECORDER_FIELDS"):src.index("];", src.index("RECORDER_FIELDS"))]
     fields = re.findall(r'"([a-z-]+)"', block)
     for query in ("nat-flows.query", "top-talkers.query"):
         text = (ROOT / "queries" / query).read_text()

@@ -58,6 +58,7 @@ DUCKDB_RUNNER = """
 import json, sys, duckdb
 con = duckdb.connect()
 con.execute("SET threads TO " + sys.argv[1])
+con.execute("SET enable_progress_bar = false")
 row = con.execute(sys.stdin.read()).fetchone()
 print(json.dumps({"upload": row[0], "download": row[1], "talkers": row[2],
                   "top": [[t["src"], t["dst"], t["bytes"]] for t in row[3]]}))

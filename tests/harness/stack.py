@@ -129,17 +129,21 @@ class Recorder:
         self.emu, self.template, self.target_dir = emu, template, target_dir
         self.resources = template["Resources"]
         self.log_group = f"/natrec/{STACK}/flow-logs"
+        self.report_log_group = f"/natrec/{STACK}/reports"
         self.table = f"{STACK}-RecordingsTable"
         self.state_machine_name = f"{STACK}-recorder"
         functions = [k for k, r in self.resources.items() if r["Type"] == "AWS::Serverless::Function"]
         self.function_names = {k: f"{STACK}-{k}" for k in functions}
         self.resolve = Resolver(
-            refs={"RecordingsTable": self.table, "FlowLogGroup": self.log_group,
+            refs={"RecordingsTable": self.table, "FlowLogGroup": self.log_group, "ReportLogGroup": self.report_log_group,
                   "NoticeTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-NoticeTopic",
                   "RecorderStateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-recorder",
                   **{p: str(v.get("Default", "")) for p, v in template["Parameters"].items()}},
             attrs={"FlowLogDeliveryRole.Arn": logical_arn("FlowLogDeliveryRole", "role"),
                    **{f"{k}.Arn": logical_arn(k, "function") for k in functions}})
+        # The report waits ReportDelay (600 s) for flow-log delivery; the emulator delivers nothing
+        # (tests write the records themselves), and its Wait state really sleeps.
+        self.resolve.refs["ReportDelay"] = "1"
         self.hosts: dict[str, FunctionHost] = {}
         for logical_id in functions:
             binary = self.resources[logical_id]["Metadata"]["BuildProperties"]["Binary"]
@@ -172,6 +176,7 @@ class Recorder:
         ttl = props["TimeToLiveSpecification"]
         ddb.update_time_to_live(TableName=self.table, TimeToLiveSpecification=ttl)
         logs.create_log_group(logGroupName=self.log_group)
+        logs.create_log_group(logGroupName=self.report_log_group)
         self.topic_arn = sns.create_topic(Name=f"{STACK}-NoticeTopic")["TopicArn"]
         q = sqs.create_queue(QueueName="notices")["QueueUrl"]
         self.queue_url = q

@@ -11,6 +11,7 @@ pub mod nat;
 pub mod notice;
 pub mod ports;
 pub mod recording;
+pub mod report;
 pub mod sweep;
 
 pub use error::{RecorderError, Result};

@@ -47,20 +47,7 @@ pub fn console_log_group_url(region: &str, log_group: &str) -> String {
     )
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use natflow::report::human_bytes;
 
 pub struct RecordingFacts<'a> {
     pub settings: &'a FinishSettings,

@@ -144,3 +144,42 @@ pub trait Executions: Send + Sync {
 pub trait Notifier: Send + Sync {
     async fn publish(&self, subject: &str, message: &str) -> Result<()>;
 }
+
+/// EC2 DescribeNetworkInterfaces: every interface of a VPC, for the inventory snapshot.
+#[async_trait]
+pub trait NetworkInventory: Send + Sync {
+    async fn interfaces(&self, vpc_id: &str) -> Result<Vec<natflow::Eni>>;
+}
+
+/// A log stream per artifact of a recording (its inventory, its report), in the stack's
+/// reports log group: CreateLogStream, PutLogEvents, GetLogEvents.
+#[async_trait]
+pub trait Archive: Send + Sync {
+    /// Appends the lines (one event each) to the stream, creating it if needed.
+    async fn put(&self, stream: &str, lines: &[String]) -> Result<()>;
+    /// Every line of the stream, oldest first; empty if the stream does not exist.
+    async fn get(&self, stream: &str) -> Result<Vec<String>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadOutcome {
+    pub events: u64,
+    pub bytes: u64,
+    /// More records were there than `max_bytes` allowed.
+    pub truncated: bool,
+}
+
+/// CloudWatch Logs FilterLogEvents on the flow-log group: the recorded records, streamed.
+#[async_trait]
+pub trait FlowRecords: Send + Sync {
+    /// Feeds each record of `streams` (all streams if empty) between the times to `sink`, up
+    /// to `max_bytes` of records.
+    async fn read(
+        &self,
+        streams: &[String],
+        start_ms: i64,
+        end_ms: i64,
+        max_bytes: u64,
+        sink: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+    ) -> Result<ReadOutcome>;
+}

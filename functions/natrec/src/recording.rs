@@ -13,42 +13,12 @@ use crate::nat::{FlowLogTarget, NatGatewayId};
 use crate::notice::{self, Notice};
 use crate::ports::*;
 
-/// The custom flow-log format: everything the analysis needs, in this order. The saved
-/// queries in `queries/` parse exactly this order.
-pub const LOG_FORMAT_FIELDS: &[&str] = &[
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-    "vpc-id",
-    "subnet-id",
-    "az-id",
-    "flow-direction",
-    "traffic-path",
-    "pkt-srcaddr",
-    "pkt-dstaddr",
-    "pkt-src-aws-service",
-    "pkt-dst-aws-service",
-    "tcp-flags",
-    "type",
-];
+/// The custom flow-log format: everything the analysis needs, defined once in `natflow` (the
+/// saved queries in `queries/` parse exactly this order).
+pub use natflow::format::RECORDER_FIELDS as LOG_FORMAT_FIELDS;
 
 pub fn log_format() -> String {
-    LOG_FORMAT_FIELDS
-        .iter()
-        .map(|f| format!("${{{f}}}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    natflow::Format::recorder().log_format()
 }
 
 pub const TAG_STACK: &str = "natrec:stack";
@@ -88,6 +58,77 @@ pub struct Recording {
     /// Set when the user must be told although nothing was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<Notice>,
+    /// Seconds to wait after the recording for flow-log delivery before the report is built.
+    #[serde(default)]
+    pub report_delay: u32,
+    /// The ENI inventory snapshot taken at the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventorySnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventorySnapshot {
+    /// Log stream of the reports log group holding it (one interface per event).
+    pub stream: String,
+    pub interfaces: usize,
+    /// Why there is no snapshot (the recording goes on without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The execution's name (the last part of its ARN): names the recording's log streams.
+pub fn execution_name(execution: &str) -> &str {
+    execution.rsplit(':').next().unwrap_or(execution)
+}
+
+pub fn inventory_stream(execution: &str) -> String {
+    format!("{}/inventory", execution_name(execution))
+}
+
+pub fn report_stream(execution: &str) -> String {
+    format!("{}/report", execution_name(execution))
+}
+
+/// Snapshots every interface of the NAT's VPC into the archive, so the report can name a
+/// talker whose instance, task or function is gone by then. Best effort: a recording is worth
+/// more than its names, so a failure is noted in the recording, not raised.
+pub async fn snapshot_inventory(recording: &mut Recording, network: &impl NetworkInventory, archive: &impl Archive) {
+    if recording.status != StartStatus::Recording {
+        return;
+    }
+    let stream = inventory_stream(&recording.execution);
+    let result = async {
+        let vpc = recording
+            .vpc_id
+            .as_deref()
+            .ok_or_else(|| RecorderError::UnexpectedEvent("the NAT Gateway has no VPC".into()))?;
+        let enis = network.interfaces(vpc).await?;
+        let lines: Vec<String> = enis
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("an interface serializes"))
+            .collect();
+        archive.put(&stream, &lines).await?;
+        Ok::<usize, RecorderError>(lines.len())
+    }
+    .await;
+    recording.inventory = Some(match result {
+        Ok(n) => {
+            info!(interfaces = n, %stream, "inventory snapshot stored");
+            InventorySnapshot {
+                stream,
+                interfaces: n,
+                error: None,
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "no inventory snapshot; the report will name talkers by address only");
+            InventorySnapshot {
+                stream,
+                interfaces: 0,
+                error: Some(e.to_string()),
+            }
+        }
+    });
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +196,8 @@ pub async fn start(
         recording_time: settings.recording_time_s,
         log_group: settings.log_group.clone(),
         notice: None,
+        report_delay: 0,
+        inventory: None,
     };
 
     let nat = nats
@@ -356,6 +399,7 @@ pub enum Ending {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finished {
     pub ending: Ending,
+    pub ended_at: DateTime<Utc>,
     pub deleted_flow_logs: Vec<String>,
     pub lock_released: bool,
     pub subject: String,
@@ -447,6 +491,7 @@ pub async fn finish(
     };
     Ok(Finished {
         ending,
+        ended_at: now,
         deleted_flow_logs: ids,
         lock_released,
         subject: n.subject,

@@ -197,3 +197,53 @@ fn check_unsuccessful(items: &[aws_sdk_ec2::types::UnsuccessfulItem]) -> Result<
         })
     }
 }
+
+#[async_trait]
+impl crate::ports::NetworkInventory for Ec2 {
+    async fn interfaces(&self, vpc_id: &str) -> Result<Vec<natflow::Eni>> {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("vpc-id")
+            .values(vpc_id)
+            .build();
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_network_interfaces()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeNetworkInterfaces", &e))?;
+            for n in page.network_interfaces() {
+                let Some(id) = n.network_interface_id() else { continue };
+                out.push(natflow::Eni {
+                    interface_id: id.to_string(),
+                    private_ips: n
+                        .private_ip_addresses()
+                        .iter()
+                        .filter_map(|p| p.private_ip_address().map(str::to_string))
+                        .chain(
+                            n.ipv6_addresses()
+                                .iter()
+                                .filter_map(|p| p.ipv6_address().map(str::to_string)),
+                        )
+                        .collect(),
+                    subnet_id: n.subnet_id().map(str::to_string),
+                    availability_zone: n.availability_zone().map(str::to_string),
+                    availability_zone_id: None,
+                    vpc_id: n.vpc_id().map(str::to_string),
+                    interface_type: n.interface_type().map(|t| t.as_str().to_string()),
+                    description: n.description().filter(|d| !d.is_empty()).map(str::to_string),
+                    requester_id: n.requester_id().map(str::to_string),
+                    instance_id: n.attachment().and_then(|a| a.instance_id()).map(str::to_string),
+                    tags: n
+                        .tag_set()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -7,6 +7,8 @@ pub mod cloudwatch;
 pub mod dynamodb;
 #[cfg(feature = "ec2")]
 pub mod ec2;
+#[cfg(feature = "logs")]
+pub mod logs;
 #[cfg(feature = "sfn")]
 pub mod sfn;
 #[cfg(feature = "sns")]

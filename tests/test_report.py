@@ -1,0 +1,152 @@
+"""The report in the notice, end to end in the emulator: inventory snapshot at the start,
+records written into the flow-log group (the emulator delivers none), the report step after
+the delivery wait, the JSON report stored next to the recording."""
+import json
+import time
+from datetime import datetime, timezone
+
+from tests.harness.router import Fault
+
+S3_IP, WEB_IP = "52.216.8.9", "203.0.113.9"
+LAMBDA_DESC = "AWS Lambda VPC ENI-thumbnailer-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"
+
+
+def vpc_talkers(rec, nat):
+    """A Lambda ENI in the NAT's AZ and a tagged interface in another AZ."""
+    ec2 = rec.emu.client("ec2")
+    nat_subnet = ec2.describe_subnets(SubnetIds=[nat["subnet"]])["Subnets"][0]
+    other_az = "us-east-1b" if nat_subnet["AvailabilityZone"] != "us-east-1b" else "us-east-1c"
+    other = ec2.create_subnet(VpcId=nat["vpc"], CidrBlock="10.0.5.0/24", AvailabilityZone=other_az)["Subnet"]
+    lam = ec2.create_network_interface(SubnetId=nat["subnet"], Description=LAMBDA_DESC)["NetworkInterface"]
+    batch = ec2.create_network_interface(
+        SubnetId=other["SubnetId"], Description="batch",
+        TagSpecifications=[{"ResourceType": "network-interface",
+                            "Tags": [{"Key": "Name", "Value": "batch-worker"}]}])["NetworkInterface"]
+    nat_ip = ec2.describe_nat_gateways(NatGatewayIds=[nat["id"]])["NatGateways"][0]["NatGatewayAddresses"][0]["PrivateIp"]
+    return lam, batch, nat_ip, nat_subnet["AvailabilityZone"], other_az
+
+
+def row(eni, src, dst, psrc, pdst, nbytes, src_svc="-", dst_svc="-", action="ACCEPT", status="OK"):
+    now = int(time.time())
+    return (f"5 123456789012 {eni} {src} {dst} 40000 443 6 100 {nbytes} {now - 30} {now} {action} {status} "
+            f"vpc-x subnet-x use1-az1 ingress 8 {psrc} {pdst} {src_svc} {dst_svc} 19 IPv4")
+
+
+def flow(eni, nat_ip, local, remote, up, down, svc="-"):
+    """A flow through the NAT as its interface logs it: two translated rows, two NAT halves."""
+    return [row(eni, local, nat_ip, local, remote, up, dst_svc=svc),
+            row(eni, nat_ip, remote, nat_ip, remote, up, dst_svc=svc),
+            row(eni, remote, nat_ip, remote, nat_ip, down, src_svc=svc),
+            row(eni, nat_ip, local, remote, local, down, src_svc=svc)]
+
+
+def deliver(rec, stream, lines):
+    logs = rec.emu.client("logs")
+    logs.create_log_stream(logGroupName=rec.log_group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=rec.log_group, logStreamName=stream,
+                        logEvents=[{"timestamp": now, "message": m} for m in lines])
+
+
+def nat_metrics(rec, nat_id, upload, download):
+    cw = rec.emu.client("cloudwatch")
+    now = datetime.now(timezone.utc)
+    for metric, value in (("BytesInFromSource", upload), ("BytesInFromDestination", download)):
+        cw.put_metric_data(Namespace="AWS/NATGateway", MetricData=[{
+            "MetricName": metric, "Dimensions": [{"Name": "NatGatewayId", "Value": nat_id}],
+            "Timestamp": now, "Value": value, "Unit": "Bytes"}])
+
+
+def record_spike(rec, name):
+    nat = rec.create_nat()
+    lam, batch, nat_ip, nat_az, other_az = vpc_talkers(rec, nat)
+    arn = rec.start(rec.event("alarm-math-alarm.json", nat["id"]), name)
+    rec.wait_parked(nat["id"])
+    eni = nat["interfaces"][0]
+    lines = (flow(eni, nat_ip, lam["PrivateIpAddress"], S3_IP, 3_000_000, 200_000, svc="S3")
+             + flow(eni, nat_ip, batch["PrivateIpAddress"], WEB_IP, 1_000_000, 300_000)
+             + [row(eni, "-", "-", "-", "-", "-", status="NODATA").replace(" - - ", " - - ", 1),
+                "garbage that is not a record"])
+    deliver(rec, eni, lines)
+    nat_metrics(rec, nat["id"], 4_400_000, 600_000)
+    rec.resume(rec.event("alarm-math-ok.json", nat["id"]))
+    return nat, arn, lam, batch, nat_az, other_az
+
+
+def report_json(rec, arn):
+    stream = arn.split(":")[-1] + "/report"
+    events = rec.emu.client("logs").get_log_events(logGroupName=rec.report_log_group, logStreamName=stream,
+                                                    startFromHead=True)["events"]
+    return json.loads(events[-1]["message"])
+
+
+def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder):
+    nat, arn, lam, batch, nat_az, other_az = record_spike(recorder, "report-path")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    [notice] = recorder.notices()
+    m = notice["message"]
+    assert notice["subject"].startswith(f"NAT spike recorded: {nat['id']}")
+    assert m.startswith(f"Who caused the spike on {nat['id']}")
+    # Top talker first, named from the inventory snapshot, with its share and cost.
+    lines = m.splitlines()
+    first = next(i for i, l in enumerate(lines) if l.startswith("Top talkers"))
+    assert lines[first + 1].startswith(f"  1. Lambda thumbnailer {lam['PrivateIpAddress']} -> S3 {S3_IP}: 3.2 MB")
+    assert ", 71.1%, $0.0001" in lines[first + 1]  # 3.2 of 4.5 MB; 3.2 MB x $0.045/GiB
+    assert lines[first + 2].startswith(f"  2. {batch['NetworkInterfaceId']} (batch-worker) {batch['PrivateIpAddress']}"
+                                       f" -> {WEB_IP}: 1.3 MB (1.0 MB up / 300.0 KB down)")
+    assert lines[first + 2].endswith("cross-AZ")
+    assert "a gateway VPC endpoint for S3 is free" in m
+    assert f"{other_az} -> NAT in {nat_az}: 1.3 MB" in m
+    assert "Coverage: the flow logs account for 4.5 MB of the 5.0 MB the NAT's CloudWatch metrics counted (90.0%)" in m
+    assert "1 malformed" in m and "1 NODATA/SKIPDATA" in m
+    # The recording's own facts follow.
+    assert "alarm returned to OK" in m and nat["interfaces"][0] in m
+    # The full report, as JSON, next to the recording.
+    r = report_json(recorder, arn)
+    assert r["bytes"] == 4_500_000 and r["upload_bytes"] == 4_000_000
+    assert [t["bytes"] for t in r["talkers"]] == [3_200_000, 1_300_000]
+    assert r["talkers"][0]["source"]["kind"] == "lambda"
+    assert r["cross_az"]["bytes"] == 1_300_000
+    # The inventory snapshot taken at the start holds the VPC's interfaces.
+    inv_stream = arn.split(":")[-1] + "/inventory"
+    inv = [json.loads(e["message"]) for e in recorder.emu.client("logs").get_log_events(
+        logGroupName=recorder.report_log_group, logStreamName=inv_stream, startFromHead=True)["events"]]
+    assert {lam["NetworkInterfaceId"], batch["NetworkInterfaceId"], nat["interfaces"][0]} <= {i["interface_id"] for i in inv}
+    # A normal recording enters 8 states (the Step Functions cost the report states).
+    entered = [e for e in recorder.history(arn) if e["type"].endswith("StateEntered")]
+    assert len(entered) == 8, [e["stateEnteredEventDetails"]["name"] for e in entered]
+
+
+def test_report_is_marked_truncated_beyond_its_byte_budget(recorder):
+    recorder.hosts["BuildReportFunction"].restart(REPORT_MAX_BYTES="500")
+    nat, arn, *_ = record_spike(recorder, "report-truncated")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    [notice] = recorder.notices()
+    assert "TRUNCATED: only the first" in notice["message"]
+    assert report_json(recorder, arn)["truncated"]
+
+
+def test_a_failed_report_still_sends_the_notice_saying_so(recorder):
+    fault = Fault("FilterLogEvents", 403, "AccessDeniedException", times=10, caller="BuildReportFunction")
+    recorder.emu.router.faults.append(fault)
+    nat, arn, *_ = record_spike(recorder, "report-denied")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    assert fault.injected
+    [notice] = recorder.notices()
+    assert notice["subject"].startswith("NAT spike recorded")
+    assert notice["message"].startswith("The traffic report could not be built (AwsRefused")
+    assert "alarm returned to OK" in notice["message"]
+    assert recorder.active_flow_logs() == []
+
+
+def test_without_an_inventory_the_recording_goes_on_and_the_notice_says_why(recorder):
+    fault = Fault("DescribeNetworkInterfaces", 403, "UnauthorizedOperation", times=10,
+                  caller="StartRecordingFunction")
+    recorder.emu.router.faults.append(fault)
+    nat, arn, lam, *_ = record_spike(recorder, "report-no-inventory")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    [notice] = recorder.notices()
+    m = notice["message"]
+    assert "no inventory snapshot was taken" in m
+    assert f"S3 {S3_IP}" in m and f"  1. {lam['PrivateIpAddress']} -> S3" in m
+    assert "Cross-AZ: unknown" in m
