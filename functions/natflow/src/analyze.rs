@@ -80,6 +80,17 @@ impl Counters {
         self.upload + self.download
     }
 
+    /// One record's bytes, in its direction.
+    pub fn count(&mut self, bytes: u64, packets: u64, upload: bool) {
+        if upload {
+            self.upload += bytes;
+        } else {
+            self.download += bytes;
+        }
+        self.packets += packets;
+        self.records += 1;
+    }
+
     pub fn add(&mut self, o: &Counters) {
         self.upload += o.upload;
         self.download += o.download;
@@ -458,27 +469,13 @@ impl Analyzer {
             service,
             interface,
         });
-        let cnt = cell.or_default();
-        if upload {
-            cnt.upload += bytes;
-        } else {
-            cnt.download += bytes;
-        }
-        cnt.packets += packets;
-        cnt.records += 1;
+        cell.or_default().count(bytes, packets, upload);
         self.stats.counted += 1;
         Some(())
     }
 
     fn remote(&mut self, ip: IpAddr, bytes: u64, packets: u64, upload: bool) {
-        let cnt = self.remotes.entry((ip, 0)).or_default();
-        if upload {
-            cnt.upload += bytes;
-        } else {
-            cnt.download += bytes;
-        }
-        cnt.packets += packets;
-        cnt.records += 1;
+        self.remotes.entry((ip, 0)).or_default().count(bytes, packets, upload);
         self.stats.untranslated += 1;
     }
 
