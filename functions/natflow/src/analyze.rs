@@ -249,7 +249,7 @@ impl Analyzer {
         self.scan(line);
     }
 
-    /// One pass over the buffer finds fields and lines together, eight bytes at a time (the
+    /// One pass over the buffer finds fields and lines together, 32 bytes at a time (the
     /// separators are too dense for a search routine to pay off).
     fn scan(&mut self, buf: &[u8]) {
         let mut offs = [(0usize, 0usize); MAX_FIELDS];
@@ -269,15 +269,14 @@ impl Analyzer {
             }
         };
         let mut i = 0;
-        while i + 8 <= buf.len() {
-            let w = u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
-            let mut mask = zero_bytes(w ^ SPACES) | zero_bytes(w ^ NEWLINES);
+        while i + 32 <= buf.len() {
+            let mut mask = separators32(&buf[i..i + 32]);
             while mask != 0 {
-                let pos = i + (mask.trailing_zeros() / 8) as usize;
+                let pos = i + mask.trailing_zeros() as usize;
                 mask &= mask - 1;
                 on_separator(self, pos, &mut offs);
             }
-            i += 8;
+            i += 32;
         }
         while i < buf.len() {
             if buf[i] == b' ' || buf[i] == b'\n' {
@@ -525,14 +524,47 @@ impl Analyzer {
     }
 }
 
-const SPACES: u64 = 0x2020_2020_2020_2020;
-const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
-
-/// The high bit of every zero byte of `x`, exactly (no borrow between bytes).
+/// Bit i set where `chunk[i]` (32 bytes) is a space or a newline.
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn zero_bytes(x: u64) -> u64 {
+fn separators32(chunk: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    assert!(chunk.len() >= 32);
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads are unaligned and within `chunk`.
+    unsafe {
+        let sp = _mm_set1_epi8(b' ' as i8);
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        let lo = _mm_loadu_si128(chunk.as_ptr() as *const __m128i);
+        let hi = _mm_loadu_si128(chunk.as_ptr().add(16) as *const __m128i);
+        let lo = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(lo, sp), _mm_cmpeq_epi8(lo, nl))) as u32;
+        let hi = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(hi, sp), _mm_cmpeq_epi8(hi, nl))) as u32;
+        lo | (hi << 16)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn separators32(chunk: &[u8]) -> u32 {
+    separators32_swar(chunk)
+}
+
+/// The same, portable (aarch64 Lambdas): eight bytes at a time in a u64.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn separators32_swar(chunk: &[u8]) -> u32 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+    // The high bit of every zero byte, exactly (no borrow between bytes).
+    let zero = |x: u64| !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+    let mut out = 0u32;
+    for k in 0..4 {
+        let w = u64::from_le_bytes(chunk[k * 8..k * 8 + 8].try_into().expect("8 bytes"));
+        let mut m = zero(w ^ 0x2020_2020_2020_2020) | zero(w ^ 0x0a0a_0a0a_0a0a_0a0a);
+        while m != 0 {
+            out |= 1 << (k * 8 + (m.trailing_zeros() / 8) as usize);
+            m &= m - 1;
+        }
+    }
+    out
 }
 
 /// The fields of one line, as offsets into the buffer.
@@ -643,6 +675,21 @@ mod tests {
         assert_eq!(parse_u64(b"12345"), Some(12345));
         assert_eq!(parse_u64(b"12a"), None);
         assert_eq!(parse_u64(b""), None);
+    }
+
+    #[test]
+    fn separator_masks_match_a_plain_scan() {
+        let text = b"5 123 eni-1 10.0.0.1\n10.0.0.2  x\n\nabcdefghijklmnopqrstuvwxyz012345 \n";
+        for start in 0..text.len() - 32 {
+            let chunk = &text[start..start + 32];
+            let want = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b' ' || **b == b'\n')
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            assert_eq!(separators32(chunk), want, "at {start}");
+            assert_eq!(separators32_swar(chunk), want, "at {start}");
+        }
     }
 
     #[test]
