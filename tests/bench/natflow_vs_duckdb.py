@@ -101,6 +101,8 @@ def main():
     ap.add_argument("--sizes-mb", default="256,1024,2048")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=None, help="where to write the generated files (default: a temp dir)")
+    ap.add_argument("--hosts", type=int, default=1000, help="VPC hosts in the generated traffic")
+    ap.add_argument("--remotes", type=int, default=100, help="far ends in the generated traffic")
     args = ap.parse_args()
     import duckdb  # noqa: F401  (fail early if missing)
     duck_version = duckdb.__version__
@@ -112,10 +114,11 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for mb in (int(x) for x in args.sizes_mb.split(",")):
-        path = work / f"flows-{mb}mb.log"
+        path = work / f"flows-{mb}mb-{args.hosts}x{args.remotes}.log"
         if not path.exists():
-            subprocess.run([str(NATFLOW), "generate", "--bytes", str(mb << 20), "--hosts", "5000", "--remotes",
-                            "2000", "--seed", "42", "--no-malformed", "-o", str(path)], check=True)
+            subprocess.run([str(NATFLOW), "generate", "--bytes", str(mb << 20), "--hosts", str(args.hosts),
+                            "--remotes", str(args.remotes), "--seed", "42", "--no-malformed", "-o", str(path)],
+                           check=True)
         size = path.stat().st_size
         with open(path, "rb") as f:  # warm the page cache for both tools alike
             while f.read(1 << 24):
@@ -143,13 +146,14 @@ def main():
         path.unlink()
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    tag = f"{args.hosts}x{args.remotes}"
     lines = [
-        "<!-- natflow-vs-duckdb:start (written by tests/bench/natflow_vs_duckdb.py) -->",
-        "## natflow vs DuckDB: top talkers from a NAT Gateway's flow logs",
+        f"<!-- natflow-vs-duckdb-{tag}:start (written by tests/bench/natflow_vs_duckdb.py) -->",
+        f"## natflow vs DuckDB: top talkers, {args.hosts:,} VPC hosts x {args.remotes:,} remotes",
         "",
         f"Run {time.strftime('%Y-%m-%d')} on {cores} cores ({cpu}), {platform.system()} {platform.release()}; "
         f"DuckDB {duck_version}; best of {args.repeat} runs, each tool in its own process, warm page cache. "
-        "The file is `natflow generate` output in the recorder's format (5,000 VPC hosts, 2,000 remotes, "
+        f"The file is `natflow generate` output in the recorder's format ({args.hosts:,} VPC hosts, {args.remotes:,} remotes, "
         "each flow written as a NAT writes it: four rows, two translated; NODATA/SKIPDATA/REJECT rows mixed in). "
         f"Both compute bytes per (source, destination) counted once, the totals and the top {TOP}; "
         "\"equal\" means both gave exactly the same totals, talker count and top list.",
@@ -162,10 +166,11 @@ def main():
                      f"{r['ratio']:.2f}x | {r['natflow_mbps_core']:.0f} | {r['duckdb_mbps_core']:.0f} | "
                      f"{r['natflow_rss']:.0f} | {r['duckdb_rss']:.0f} | {r['talkers']} | {'yes' if r['equal'] else 'NO'} |")
     lines += ["", "Reproduce: `.venv/bin/pip install duckdb==" + duck_version + " && .venv/bin/python "
-              "tests/bench/natflow_vs_duckdb.py`.", "<!-- natflow-vs-duckdb:end -->"]
+              f"tests/bench/natflow_vs_duckdb.py --hosts {args.hosts} --remotes {args.remotes}`.",
+              f"<!-- natflow-vs-duckdb-{tag}:end -->"]
     section = "\n".join(lines) + "\n"
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nMeasured on this project's CI machine kind; scripts in `tests/bench/`.\n\n"
-    start, end = "<!-- natflow-vs-duckdb:start", "<!-- natflow-vs-duckdb:end -->"
+    start, end = f"<!-- natflow-vs-duckdb-{tag}:start", f"<!-- natflow-vs-duckdb-{tag}:end -->"
     if start in text:
         a = text.index(start)
         b = text.index(end) + len(end) + 1
