@@ -22,7 +22,7 @@ def template():
 
 @pytest.fixture(scope="session")
 def emulator():
-    missing = [b for b in ("start-recording", "park-token", "resume-recording", "finish-recording", "sweep-orphans", "build-report",
+    missing = [b for b in ("start-recording", "park-token", "resume-recording", "finish-recording", "sweep-orphans", "build-report", "natflow",
                                   "alarms-macro")
                if not (TARGET / b).exists()]
     if missing:

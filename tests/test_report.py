@@ -150,3 +150,28 @@ def test_without_an_inventory_the_recording_goes_on_and_the_notice_says_why(reco
     assert "no inventory snapshot was taken" in m
     assert f"S3 {S3_IP}" in m and f"  1. {lam['PrivateIpAddress']} -> S3" in m
     assert "Cross-AZ: unknown" in m
+
+
+def test_natflow_cli_reads_the_recording_from_the_log_group(recorder, tmp_path):
+    """The offline analyzer's API path: the same records, read back through FilterLogEvents."""
+    import subprocess
+    from tests.conftest import TARGET
+    nat = recorder.create_nat()
+    lam, batch, nat_ip, *_ = vpc_talkers(recorder, nat)
+    eni = nat["interfaces"][0]
+    deliver(recorder, eni, flow(eni, nat_ip, lam["PrivateIpAddress"], S3_IP, 3_000_000, 200_000, svc="S3")
+            + flow(eni, nat_ip, batch["PrivateIpAddress"], WEB_IP, 1_000_000, 300_000))
+    now = int(time.time())
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": recorder.emu.endpoint, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    out = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", recorder.log_group, "--start",
+                          str(now - 600), "--end", str(now + 60), "--streams", eni, "--format", "json",
+                          "--no-progress"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert (r["upload_bytes"], r["download_bytes"]) == (4_000_000, 500_000)
+    assert [(t["source"]["ip"], t["destination"]["ip"]) for t in r["talkers"]] == [
+        (lam["PrivateIpAddress"], S3_IP), (batch["PrivateIpAddress"], WEB_IP)]
+    bad = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", "/no/such/group", "--start",
+                          str(now - 600), "--end", str(now)], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "FilterLogEvents on /no/such/group" in bad.stderr
