@@ -67,7 +67,10 @@ def record_spike(rec, name):
              + flow(eni, nat_ip, batch["PrivateIpAddress"], WEB_IP, 1_000_000, 300_000)
              + [row(eni, "-", "-", "-", "-", "-", status="NODATA").replace(" - - ", " - - ", 1),
                 "garbage that is not a record"])
-    deliver(rec, eni, lines)
+    # Streams as the service names them, and another NAT's recording in the same group.
+    deliver(rec, f"{eni}-all", lines)
+    deliver(rec, "eni-0ddddddddddddddd4-all",
+            flow("eni-0ddddddddddddddd4", "10.9.0.10", "10.9.1.5", WEB_IP, 9_000_000, 9_000_000))
     nat_metrics(rec, nat["id"], 4_400_000, 600_000)
     rec.resume(rec.event("alarm-math-ok.json", nat["id"]))
     return nat, arn, lam, batch, nat_az, other_az
@@ -99,6 +102,7 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     assert f"{other_az} -> NAT in {nat_az}: 1.3 MB" in m
     assert "Coverage: the flow logs account for 4.5 MB of the 5.0 MB the NAT's CloudWatch metrics counted (90.0%)" in m
     assert "1 malformed" in m and "1 NODATA/SKIPDATA" in m
+    assert "Skipped 4 records of other interfaces in the same log group." in m
     # The recording's own facts follow.
     assert "alarm returned to OK" in m and nat["interfaces"][0] in m
     # The full report, as JSON, next to the recording.

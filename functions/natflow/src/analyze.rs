@@ -41,6 +41,9 @@ pub struct InputStats {
     pub untranslated: u64,
     /// Records with `-` where attribution needs a value.
     pub incomplete: u64,
+    /// Records of interfaces outside the analysis (another NAT in the same log group).
+    #[serde(default)]
+    pub other_interfaces: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed_examples: Vec<String>,
 }
@@ -57,6 +60,7 @@ impl InputStats {
         self.rejected += o.rejected;
         self.untranslated += o.untranslated;
         self.incomplete += o.incomplete;
+        self.other_interfaces += o.other_interfaces;
         for e in &o.malformed_examples {
             if self.malformed_examples.len() < EXAMPLES {
                 self.malformed_examples.push(e.clone());
@@ -157,6 +161,10 @@ pub struct Analyzer {
     first_start: Option<i64>,
     last_end: Option<i64>,
     timestamp_prefix: bool,
+    /// When set, only records of these interfaces count.
+    only: Option<FxHashSet<Box<[u8]>>>,
+    /// Per interned interface: whether it counts.
+    allowed: Vec<bool>,
 }
 
 impl Analyzer {
@@ -180,6 +188,8 @@ impl Analyzer {
             first_start: None,
             last_end: None,
             timestamp_prefix: false,
+            only: None,
+            allowed: Vec::new(),
         })
     }
 
@@ -191,6 +201,24 @@ impl Analyzer {
         self.cols = format.columns;
         self.format = format;
         Ok(())
+    }
+
+    /// Counts only the records of these interfaces (the others are counted as
+    /// `other_interfaces`): a log group can hold several NATs' records.
+    pub fn only_interfaces<S: AsRef<str>>(&mut self, ids: &[S]) {
+        self.only = Some(ids.iter().map(|i| i.as_ref().as_bytes().into()).collect());
+        self.allowed.clear();
+    }
+
+    fn counts_interface(&mut self, id: &[u8]) -> bool {
+        let Some(only) = &self.only else { return true };
+        let i = self.interfaces.id(id) as usize;
+        if self.allowed.len() <= i {
+            let names = &self.interfaces.names;
+            self.allowed
+                .extend((self.allowed.len()..=i).map(|k| only.contains(&names[k])));
+        }
+        self.allowed[i]
     }
 
     /// Lines start with a timestamp and a space, as in a CloudWatch Logs export to S3.
@@ -352,6 +380,12 @@ impl Analyzer {
     /// `None`: malformed.
     fn record(&mut self, f: &Fields<'_>) -> Option<()> {
         let c = self.cols;
+        if let Some(i) = c.interface_id {
+            if !self.counts_interface(f.at(i)) {
+                self.stats.other_interfaces += 1;
+                return Some(());
+            }
+        }
         if let Some(i) = c.log_status {
             match f.at(i) {
                 b"OK" | b"-" => {}
@@ -520,6 +554,7 @@ impl Analyzer {
         let nat: Vec<IpAddr> = self.nat_ips.iter().copied().collect();
         let mut a = Analyzer::new(self.format.clone(), &nat).expect("same settings as a valid analyzer");
         a.timestamp_prefix = self.timestamp_prefix;
+        a.only = self.only.clone();
         a
     }
 }

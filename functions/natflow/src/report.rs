@@ -562,6 +562,13 @@ impl Report {
             usd(self.costs.flow_log_ingestion_usd)
         );
         let i = &self.input;
+        if i.other_interfaces > 0 {
+            let _ = writeln!(
+                s,
+                "Skipped {} records of other interfaces in the same log group.",
+                i.other_interfaces
+            );
+        }
         let _ = writeln!(
             s,
             "Input: {} lines, {} counted, {} NAT-side halves, {} rejected, {} NODATA/SKIPDATA, {} incomplete, {} malformed; format {}; {} interfaces in the inventory; prices {}.",

@@ -233,3 +233,22 @@ fn header_lines_switch_the_format_like_s3_files() {
     assert_eq!(k.remote.to_string(), "8.8.8.8");
     assert_eq!(c.upload, 1000);
 }
+
+#[test]
+fn only_the_given_interfaces_count_when_asked() {
+    let (scenario, buf, truth) = generate(12, 8, 200_000, 17);
+    let mut a = Analyzer::new(Format::recorder(), &[]).unwrap();
+    a.only_interfaces(&[scenario.nat[0].id.as_str()]);
+    a.feed(&buf);
+    let inv = Inventory::new(scenario.inventory());
+    let r = full_report(&a, &inv);
+    assert!(r.input.other_interfaces > 0);
+    assert!(r.bytes < truth.upload + truth.download);
+    assert_eq!(r.interfaces.len(), 1);
+    assert_eq!(r.interfaces[0].interface_id, scenario.nat[0].id);
+    // The two halves add up to the whole.
+    let mut b = Analyzer::new(Format::recorder(), &[]).unwrap();
+    b.only_interfaces(&[scenario.nat[1].id.as_str()]);
+    b.feed(&buf);
+    assert_eq!(r.bytes + full_report(&b, &inv).bytes, truth.upload + truth.download);
+}

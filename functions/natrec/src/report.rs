@@ -98,17 +98,17 @@ pub async fn build(
     let mut analyzer = natflow::Analyzer::new(natflow::Format::recorder(), &nat_ips)
         .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
 
-    // A regional NAT Gateway's records are not in per-interface streams: read them all.
-    let streams: Vec<String> = recording
-        .interfaces
-        .iter()
-        .filter(|i| i.starts_with("eni-"))
-        .cloned()
-        .collect();
+    // The whole group in the window, this NAT's interfaces only: the group holds every NAT's
+    // recordings, and stream names are the service's to choose (`<eni>-all`). A regional NAT
+    // Gateway's records are kept whatever their interface.
+    let enis: Vec<&String> = recording.interfaces.iter().filter(|i| i.starts_with("eni-")).collect();
+    if !enis.is_empty() {
+        analyzer.only_interfaces(&enis);
+    }
     let start_ms = (recording.started_at.timestamp() - WINDOW_MARGIN_S) * 1000;
     let end_ms = (finished.ended_at.timestamp() + WINDOW_MARGIN_S) * 1000;
     let read = records
-        .read(&streams, start_ms, end_ms, settings.max_bytes, &mut |line| {
+        .read(&[], start_ms, end_ms, settings.max_bytes, &mut |line| {
             analyzer.feed(line)
         })
         .await?;
