@@ -19,13 +19,16 @@ def handler(event, _ctx):
         logs.get_log_events(logGroupName=os.environ["REPORT_LOG_GROUP"], logStreamName=inv["stream"], startFromHead=True)
     talkers = defaultdict(lambda: [0, 0])
     now_ms = int(time.time() * 1000)
+    started = int(datetime.fromisoformat(state["started_at"].replace("Z", "+00:00")).timestamp())
+    ended = int(datetime.fromisoformat(state["finished"]["ended_at"].replace("Z", "+00:00")).timestamp())
+    # The whole group in the window, this NAT's interfaces only (as the Rust function does).
     pages = logs.get_paginator("filter_log_events").paginate(
-        logGroupName=os.environ["FLOW_LOG_GROUP"], logStreamNames=state["interfaces"],
-        startTime=now_ms - 3_600_000, endTime=now_ms + 60_000)
+        logGroupName=os.environ["FLOW_LOG_GROUP"], startTime=(started - 120) * 1000, endTime=(ended + 120) * 1000)
+    mine = set(state["interfaces"])
     for page in pages:
         for e in page["events"]:
             f = e["message"].split(" ")
-            if len(f) != 25 or f[13] != "OK" or f[12] != "ACCEPT":
+            if len(f) != 25 or f[2] not in mine or f[13] != "OK" or f[12] != "ACCEPT":
                 continue
             src, dst, psrc, pdst = f[3], f[4], f[19], f[20]
             if dst != pdst:
