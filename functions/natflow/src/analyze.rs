@@ -484,18 +484,9 @@ impl Analyzer {
             None => self.interfaces.id(b"-"),
         };
         let service = self.services.id(service) as u16;
-        if let Some(i) = c.start {
-            if let Some(t) = parse_u64(f.at(i)) {
-                let t = t as i64;
-                self.first_start = Some(self.first_start.map_or(t, |m| m.min(t)));
-            }
-        }
-        if let Some(i) = c.end {
-            if let Some(t) = parse_u64(f.at(i)) {
-                let t = t as i64;
-                self.last_end = Some(self.last_end.map_or(t, |m| m.max(t)));
-            }
-        }
+        let start = c.start.and_then(|i| parse_u64(f.at(i))).map(|t| t as i64);
+        let end = c.end.and_then(|i| parse_u64(f.at(i))).map(|t| t as i64);
+        self.widen_window(start, end);
         let cell = self.flows.entry(FlowKey {
             local,
             remote,
@@ -541,10 +532,15 @@ impl Analyzer {
         for ((ip, s), v) in other.remotes {
             self.remotes.entry((ip, svc[s as usize])).or_default().add(&v);
         }
-        if let Some(t) = other.first_start {
+        self.widen_window(other.first_start, other.last_end);
+    }
+
+    /// Extends the window to cover a start and an end (either may be unknown).
+    fn widen_window(&mut self, start: Option<i64>, end: Option<i64>) {
+        if let Some(t) = start {
             self.first_start = Some(self.first_start.map_or(t, |m| m.min(t)));
         }
-        if let Some(t) = other.last_end {
+        if let Some(t) = end {
             self.last_end = Some(self.last_end.map_or(t, |m| m.max(t)));
         }
     }
