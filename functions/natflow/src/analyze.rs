@@ -7,6 +7,14 @@
 //! `dstaddr != pkt-dstaddr` is upload (VPC -> destination), `srcaddr != pkt-srcaddr` download.
 //! Formats without the packet addresses fall back on the NAT's own IPs: the VPC-side rows give
 //! the sources, the internet-side rows the destinations, and the two cannot be paired.
+//!
+//! A regional NAT Gateway's records (`interface-id` `-`, `resource-id` the NAT's ID) follow
+//! another rule, see [`Analyzer::regional`].
+//!
+//! Which records are the NAT's: a log group or an S3 prefix can hold several NATs' records, or a
+//! whole VPC's (where an EKS node's pod traffic, with `pkt-srcaddr` the pod and `srcaddr` the
+//! node, looks translated too). When the NAT's interfaces, its ID or its private IPs are given,
+//! only its records count and the rest are counted as skipped (`other_interfaces`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,7 +22,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AnalysisError, Result};
-use crate::format::{Columns, Format, MAX_FIELDS};
+use crate::format::{Columns, Format, MAX_FIELDS, RECORDER_FIELDS_V5};
 
 /// Stands for "not known" where the format cannot tell (the remote end in default-format rows).
 pub const UNKNOWN_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -41,9 +49,13 @@ pub struct InputStats {
     pub untranslated: u64,
     /// Records with `-` where attribution needs a value.
     pub incomplete: u64,
-    /// Records of interfaces outside the analysis (another NAT in the same log group).
+    /// Records of interfaces outside the analysis (another NAT in the same log group, other
+    /// interfaces of a VPC-wide flow log), when the NAT's records were selected.
     #[serde(default)]
     pub other_interfaces: u64,
+    /// Records counted with the regional NAT Gateway rule (included in `counted`).
+    #[serde(default)]
+    pub regional: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed_examples: Vec<String>,
 }
@@ -61,6 +73,7 @@ impl InputStats {
         self.untranslated += o.untranslated;
         self.incomplete += o.incomplete;
         self.other_interfaces += o.other_interfaces;
+        self.regional += o.regional;
         for e in &o.malformed_examples {
             if self.malformed_examples.len() < EXAMPLES {
                 self.malformed_examples.push(e.clone());
@@ -161,10 +174,16 @@ pub struct Analyzer {
     first_start: Option<i64>,
     last_end: Option<i64>,
     timestamp_prefix: bool,
-    /// When set, only records of these interfaces count.
+    /// When set, only records of these interfaces count...
     only: Option<FxHashSet<Box<[u8]>>>,
+    /// ... or whose resource-id is one of these (regional NAT Gateways) ...
+    only_resources: Option<FxHashSet<Box<[u8]>>>,
+    /// ... or that carry one of these NAT private IPs in srcaddr or dstaddr.
+    only_addresses: Option<FxHashSet<Box<[u8]>>>,
     /// Per interned interface: whether it counts.
     allowed: Vec<bool>,
+    /// Field count of the recorder's earlier format while the recorder's format is in use.
+    legacy_len: Option<usize>,
 }
 
 impl Analyzer {
@@ -175,6 +194,7 @@ impl Analyzer {
         }
         let mut services = Interner::default();
         services.id(b"-"); // service 0: none
+        let legacy_len = format.is_recorder().then_some(RECORDER_FIELDS_V5.len());
         Ok(Self {
             cols: format.columns,
             format,
@@ -189,7 +209,10 @@ impl Analyzer {
             last_end: None,
             timestamp_prefix: false,
             only: None,
+            only_resources: None,
+            only_addresses: None,
             allowed: Vec::new(),
+            legacy_len,
         })
     }
 
@@ -199,26 +222,89 @@ impl Analyzer {
             return Err(AnalysisError::NatAddressesNeeded);
         }
         self.cols = format.columns;
+        self.legacy_len = format.is_recorder().then_some(RECORDER_FIELDS_V5.len());
         self.format = format;
         Ok(())
     }
 
     /// Counts only the records of these interfaces (the others are counted as
-    /// `other_interfaces`): a log group can hold several NATs' records.
+    /// `other_interfaces`): a log group can hold several NATs' records. Combines with
+    /// [`only_resources`](Self::only_resources) and [`only_addresses`](Self::only_addresses): a
+    /// record counts when any of them selects it.
     pub fn only_interfaces<S: AsRef<str>>(&mut self, ids: &[S]) {
         self.only = Some(ids.iter().map(|i| i.as_ref().as_bytes().into()).collect());
         self.allowed.clear();
     }
 
+    /// Counts only the records whose `resource-id` is one of these (a regional NAT Gateway's
+    /// records: their `interface-id` is `-`).
+    pub fn only_resources<S: AsRef<str>>(&mut self, ids: &[S]) {
+        self.only_resources = Some(ids.iter().map(|i| i.as_ref().as_bytes().into()).collect());
+        self.ensure_interface_selection();
+    }
+
+    /// Counts only the records with one of these NAT private IPs as `srcaddr` or `dstaddr`: on a
+    /// NAT's interface every record has the NAT's own address on one side.
+    pub fn only_addresses(&mut self, ips: &[IpAddr]) {
+        self.only_addresses = Some(ips.iter().map(|i| i.to_string().into_bytes().into()).collect());
+        self.ensure_interface_selection();
+    }
+
+    /// One NAT Gateway's records: those of its interfaces (zonal) or with its ID as
+    /// `resource-id` (regional). What the recorder's report asks for.
+    pub fn only_nat<S: AsRef<str>>(&mut self, nat_id: &str, interfaces: &[S]) {
+        self.only_interfaces(interfaces);
+        self.only_resources(&[nat_id]);
+    }
+
+    /// A selection by resource or address alone selects no interface by its ID.
+    fn ensure_interface_selection(&mut self) {
+        if self.only.is_none() {
+            self.only = Some(FxHashSet::default());
+            self.allowed.clear();
+        }
+    }
+
+    /// Whether only the records of given interfaces, resources or addresses count.
+    pub fn is_selecting(&self) -> bool {
+        self.only.is_some()
+    }
+
+    /// Distinct interface IDs in the records read (`-` not counted).
+    pub fn distinct_interfaces(&self) -> usize {
+        self.interfaces
+            .names
+            .iter()
+            .filter(|n| &***n != b"-" && !n.starts_with(b"nat-"))
+            .count()
+    }
+
     fn counts_interface(&mut self, id: &[u8]) -> bool {
-        let Some(only) = &self.only else { return true };
         let i = self.interfaces.id(id) as usize;
+        let Some(only) = &self.only else { return true };
         if self.allowed.len() <= i {
             let names = &self.interfaces.names;
             self.allowed
                 .extend((self.allowed.len()..=i).map(|k| only.contains(&names[k])));
         }
         self.allowed[i]
+    }
+
+    /// Whether a record that is not of a selected interface is still the NAT's.
+    fn selected_otherwise(&self, f: &Fields<'_>, c: &Columns) -> bool {
+        if let (Some(set), Some(i)) = (&self.only_resources, c.resource_id) {
+            if set.contains(f.at(i)) {
+                return true;
+            }
+        }
+        if let Some(set) = &self.only_addresses {
+            for col in [c.srcaddr, c.dstaddr].into_iter().flatten() {
+                if set.contains(f.at(col)) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Lines start with a timestamp and a space, as in a CloudWatch Logs export to S3.
@@ -339,7 +425,9 @@ impl Analyzer {
         }
         let line = &buf[offs[first].0..end];
         self.stats.lines += 1;
-        if n != self.format.len() || n > MAX_FIELDS {
+        // A record of the recorder's earlier format (no resource-id, the last field).
+        let legacy = n != self.format.len() && Some(n) == self.legacy_len;
+        if (n != self.format.len() && !legacy) || n > MAX_FIELDS {
             if !self.header(line) {
                 self.malformed(line);
             }
@@ -349,7 +437,7 @@ impl Analyzer {
             buf,
             offs: &offs[first..first + n],
         };
-        if self.record(&fields).is_none() && !self.header(line) {
+        if self.record(&fields, legacy).is_none() && !self.header(line) {
             self.malformed(line);
         }
     }
@@ -362,6 +450,7 @@ impl Analyzer {
             Some(format) if format.has_packet_addresses() || !self.nat_ips.is_empty() => {
                 self.stats.headers += 1;
                 self.cols = format.columns;
+                self.legacy_len = format.is_recorder().then_some(RECORDER_FIELDS_V5.len());
                 self.format = format;
                 true
             }
@@ -378,14 +467,24 @@ impl Analyzer {
     }
 
     /// `None`: malformed.
-    fn record(&mut self, f: &Fields<'_>) -> Option<()> {
-        let c = self.cols;
-        if let Some(i) = c.interface_id {
-            if !self.counts_interface(f.at(i)) {
-                self.stats.other_interfaces += 1;
-                return Some(());
-            }
+    fn record(&mut self, f: &Fields<'_>, legacy: bool) -> Option<()> {
+        let mut c = self.cols;
+        if legacy {
+            c.resource_id = None;
         }
+        let selected = match c.interface_id {
+            Some(i) => self.counts_interface(f.at(i)),
+            None => self.only.is_none(),
+        };
+        if !selected && !self.selected_otherwise(f, &c) {
+            self.stats.other_interfaces += 1;
+            return Some(());
+        }
+        // A regional NAT Gateway's record: no interface, the NAT's ID as resource-id.
+        let regional = c
+            .resource_id
+            .map(|i| f.at(i))
+            .filter(|r| r.starts_with(b"nat-") && c.interface_id.is_none_or(|i| f.at(i) == b"-"));
         if let Some(i) = c.log_status {
             match f.at(i) {
                 b"OK" | b"-" => {}
@@ -423,6 +522,17 @@ impl Analyzer {
         let (src, dst) = (f.at(c.srcaddr?), f.at(c.dstaddr?));
 
         let (local, remote, service, upload) = match (c.pkt_srcaddr, c.pkt_dstaddr) {
+            _ if regional.is_some() && (src == b"-" || dst == b"-") => {
+                self.stats.incomplete += 1;
+                return Some(());
+            }
+            _ if regional.is_some() => match Self::regional(f, &c)? {
+                Some(v) => v,
+                None => {
+                    self.stats.untranslated += 1;
+                    return Some(());
+                }
+            },
             (Some(ps), Some(pd)) => {
                 let (psrc, pdst) = (f.at(ps), f.at(pd));
                 if psrc == b"-" || pdst == b"-" || src == b"-" || dst == b"-" {
@@ -468,8 +578,17 @@ impl Analyzer {
                 }
             }
         };
-        let interface = match c.interface_id.map(|i| f.at(i)) {
-            Some(id) => {
+        let interface = match (regional, c.interface_id.map(|i| f.at(i))) {
+            // The regional NAT is the "interface"; it spans AZs, so no AZ of its own.
+            (Some(nat), _) => {
+                self.stats.regional += 1;
+                let i = self.interfaces.id(nat);
+                if self.interface_az.len() <= i as usize {
+                    self.interface_az.resize(i as usize + 1, None);
+                }
+                i
+            }
+            (None, Some(id)) => {
                 let i = self.interfaces.id(id);
                 if self.interface_az.len() <= i as usize {
                     self.interface_az.resize(i as usize + 1, None);
@@ -481,7 +600,7 @@ impl Analyzer {
                 }
                 i
             }
-            None => self.interfaces.id(b"-"),
+            (None, None) => self.interfaces.id(b"-"),
         };
         let service = self.services.id(service) as u16;
         let start = c.start.and_then(|i| parse_u64(f.at(i))).map(|t| t as i64);
@@ -496,6 +615,36 @@ impl Analyzer {
         cell.or_default().count(bytes, packets, upload);
         self.stats.counted += 1;
         Some(())
+    }
+
+    /// A regional NAT Gateway's record: `Some((local, remote, service, upload))` for a VPC-side
+    /// row, `None` for the NAT's internet-side half; `Err`-like outer `None`: malformed.
+    ///
+    /// AWS documents (VPC user guide, "Flow log record examples", section on a regional NAT
+    /// gateway; https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-records-examples.html)
+    /// four records per flow with `interface-id` and `subnet-id` `-` and the NAT's ID in
+    /// `resource-id`, but unlike a zonal NAT's interface no NAT private IP appears: the VPC-side
+    /// rows already carry the far address (outgoing: `srcaddr` = `pkt-srcaddr` = the VPC host,
+    /// `dstaddr` = the destination; incoming: `srcaddr` = the remote host, `dstaddr` =
+    /// `pkt-dstaddr` = the VPC host), and the internet-side rows carry the NAT's public IP and
+    /// the remote host. So the zonal rule (packet address != interface address) finds nothing
+    /// here. Each flow direction is counted once from its VPC-side row: the row with exactly one
+    /// private end (the VPC host); the internet-side rows have none and are the NAT's halves.
+    #[allow(clippy::type_complexity)]
+    fn regional<'b>(f: &Fields<'b>, c: &Columns) -> Option<Option<(IpAddr, IpAddr, &'b [u8], bool)>> {
+        let pick = |pkt: Option<usize>, plain: Option<usize>| -> Option<&'b [u8]> {
+            match pkt.map(|i| f.at(i)) {
+                Some(v) if v != b"-" => Some(v),
+                _ => plain.map(|i| f.at(i)),
+            }
+        };
+        let (s, d) = (pick(c.pkt_srcaddr, c.srcaddr)?, pick(c.pkt_dstaddr, c.dstaddr)?);
+        let (s, d) = (parse_ip(s)?, parse_ip(d)?);
+        Some(match (is_private(s), is_private(d)) {
+            (true, false) => Some((s, d, c.pkt_dst_aws_service.map(|i| f.at(i)).unwrap_or(b"-"), true)),
+            (false, true) => Some((d, s, c.pkt_src_aws_service.map(|i| f.at(i)).unwrap_or(b"-"), false)),
+            _ => None,
+        })
     }
 
     fn remote(&mut self, ip: IpAddr, bytes: u64, packets: u64, upload: bool) {
@@ -551,6 +700,8 @@ impl Analyzer {
         let mut a = Analyzer::new(self.format.clone(), &nat).expect("same settings as a valid analyzer");
         a.timestamp_prefix = self.timestamp_prefix;
         a.only = self.only.clone();
+        a.only_resources = self.only_resources.clone();
+        a.only_addresses = self.only_addresses.clone();
         a
     }
 }

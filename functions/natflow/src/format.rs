@@ -3,7 +3,10 @@
 use crate::error::{AnalysisError, Result};
 
 /// The recorder's custom format (what `natrec` asks CreateFlowLogs for), in this order. The
-/// saved queries in `queries/` parse exactly this order.
+/// saved queries in `queries/` parse exactly this order. `resource-id` (version 9) is last: a
+/// regional NAT Gateway's records have `interface-id` `-` and carry the NAT's ID there (VPC user
+/// guide, "Flow log records", resource-id; "Flow log record examples", regional NAT gateway), so
+/// they can be told from another NAT's records in the shared log group.
 pub const RECORDER_FIELDS: &[&str] = &[
     "version",
     "account-id",
@@ -30,7 +33,12 @@ pub const RECORDER_FIELDS: &[&str] = &[
     "pkt-dst-aws-service",
     "tcp-flags",
     "type",
+    "resource-id",
 ];
+
+/// The recorder's format before `resource-id` was added: records of older recordings (the flow-log
+/// group keeps them for its retention) are still read as what they are.
+pub const RECORDER_FIELDS_V5: &[&str] = RECORDER_FIELDS.split_at(RECORDER_FIELDS.len() - 1).0;
 
 /// AWS's default format (version 2).
 pub const DEFAULT_V2_FIELDS: &[&str] = &[
@@ -117,6 +125,7 @@ pub struct Columns {
     pub pkt_dstaddr: Option<usize>,
     pub pkt_src_aws_service: Option<usize>,
     pub pkt_dst_aws_service: Option<usize>,
+    pub resource_id: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +137,18 @@ pub struct Format {
 impl Format {
     pub fn recorder() -> Self {
         Self::from_names(RECORDER_FIELDS.iter().copied()).expect("the recorder format is valid")
+    }
+
+    /// The recorder's format before `resource-id` (records of older recordings).
+    pub fn recorder_v5() -> Self {
+        Self::from_names(RECORDER_FIELDS_V5.iter().copied()).expect("the recorder's earlier format is valid")
+    }
+
+    pub fn is_recorder(&self) -> bool {
+        self.fields
+            .iter()
+            .map(String::as_str)
+            .eq(RECORDER_FIELDS.iter().copied())
     }
 
     pub fn default_v2() -> Self {
@@ -181,6 +202,7 @@ impl Format {
             pkt_dstaddr: col("pkt-dstaddr"),
             pkt_src_aws_service: col("pkt-src-aws-service"),
             pkt_dst_aws_service: col("pkt-dst-aws-service"),
+            resource_id: col("resource-id"),
         };
         for (need, have) in [
             ("srcaddr", columns.srcaddr),
@@ -241,6 +263,13 @@ impl Format {
             .eq(RECORDER_FIELDS.iter().copied())
         {
             "recorder".into()
+        } else if self
+            .fields
+            .iter()
+            .map(String::as_str)
+            .eq(RECORDER_FIELDS_V5.iter().copied())
+        {
+            "recorder (before resource-id)".into()
         } else if self
             .fields
             .iter()

@@ -12,17 +12,32 @@ use crate::inventory::Inventory;
 use crate::ipranges::IpRanges;
 use crate::prices::Prices;
 
-/// Services a gateway VPC endpoint serves at no charge.
+/// Services a gateway VPC endpoint serves at no charge: the `S3` and `DYNAMODB` address ranges
+/// are those services' own endpoints, which is what a gateway endpoint routes.
 pub const GATEWAY_ENDPOINT_SERVICES: &[&str] = &["S3", "DYNAMODB"];
 
-/// Address-range names that are not one service an endpoint could serve.
-const NOT_AN_ENDPOINT_SERVICE: &[&str] = &[
-    "AMAZON",
-    "CLOUDFRONT",
-    "ROUTE53",
-    "ROUTE53_HEALTHCHECKS",
-    "GLOBALACCELERATOR",
-];
+/// `pkt-*-aws-service` names whose traffic is known to be that service's API, which an interface
+/// VPC endpoint would carry, with the endpoint's service name. Endpoint advice comes only from
+/// this list and the gateway list, never from a list of exceptions: most range names cover far
+/// more than an API. `EC2` is every public address in EC2's ranges (anyone's instances and
+/// Elastic IPs), `AMAZON` everything, `API_GATEWAY` anyone's public APIs (an `execute-api`
+/// endpoint reaches private APIs only), `CLOUDFRONT`, `GLOBALACCELERATOR`, `ROUTE53*`,
+/// `CODEBUILD`, `WORKSPACES_GATEWAYS`, `EC2_INSTANCE_CONNECT`, ... are service fleets, not an API
+/// an endpoint serves. None of AWS's published range names is known to be only an API, so the
+/// list is empty: add a name here only with a source saying that its ranges are the API.
+pub const INTERFACE_ENDPOINT_SERVICES: &[(&str, &str)] = &[];
+
+/// The VPC endpoint that would carry a service's traffic, if one is known to: `gateway` or
+/// `interface`.
+pub fn endpoint_for(service: &str) -> Option<&'static str> {
+    if GATEWAY_ENDPOINT_SERVICES.contains(&service) {
+        Some("gateway")
+    } else if INTERFACE_ENDPOINT_SERVICES.iter().any(|(s, _)| *s == service) {
+        Some("interface")
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ReportOptions<'a> {
@@ -37,6 +52,9 @@ pub struct ReportOptions<'a> {
     pub truncated: Option<String>,
     /// Step Functions transitions and their price, for the recording's own cost.
     pub state_transitions: Option<u32>,
+    /// How to tell the analysis which records are the NAT's (an option name per input kind),
+    /// for the warning shown when the records of several interfaces were all counted.
+    pub selection_hint: Option<String>,
 }
 
 impl<'a> ReportOptions<'a> {
@@ -49,6 +67,7 @@ impl<'a> ReportOptions<'a> {
             top: 10,
             truncated: None,
             state_transitions: None,
+            selection_hint: None,
         }
     }
 }
@@ -170,6 +189,10 @@ pub struct Report {
     pub truncated: Option<String>,
     pub inventory_interfaces: usize,
     pub prices: Prices,
+    /// What the reader must know to trust the figures (records of several interfaces counted
+    /// without knowing which are the NAT's; inputs skipped and why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 struct Namer<'a> {
@@ -355,13 +378,13 @@ impl Report {
             .into_iter()
             .map(|(service, bytes)| {
                 let nat_cost = p.nat(bytes);
-                let (endpoint, saving) = if GATEWAY_ENDPOINT_SERVICES.contains(&service.as_str()) {
-                    (Some("gateway".to_string()), nat_cost)
-                } else if NOT_AN_ENDPOINT_SERVICE.contains(&service.as_str()) {
-                    (None, 0.0)
-                } else {
-                    let via_endpoint = bytes as f64 / crate::prices::GB * p.per.interface_endpoint_per_gb;
-                    (Some("interface".to_string()), (nat_cost - via_endpoint).max(0.0))
+                let (endpoint, saving) = match endpoint_for(&service) {
+                    Some("gateway") => (Some("gateway".to_string()), nat_cost),
+                    Some(kind) => {
+                        let via_endpoint = bytes as f64 / crate::prices::GB * p.per.interface_endpoint_per_gb;
+                        (Some(kind.to_string()), (nat_cost - via_endpoint).max(0.0))
+                    }
+                    None => (None, 0.0),
                 };
                 ServiceUse {
                     service,
@@ -399,6 +422,18 @@ impl Report {
             nat_metric_bytes: mu + md,
             ratio: (mu + md > 0).then(|| total as f64 / (mu + md) as f64),
         });
+        let mut warnings = Vec::new();
+        if !a.is_selecting() && a.distinct_interfaces() > 1 && a.stats().counted > 0 {
+            warnings.push(format!(
+                "The records come from {} network interfaces and nothing says which are the NAT's: every translated \
+                 record was counted, so traffic of other interfaces whose packet addresses differ from the \
+                 interface's (an EKS node's pods, secondary IPs, other NATs) may be counted as NAT traffic. {}",
+                a.distinct_interfaces(),
+                o.selection_hint.as_deref().unwrap_or(
+                    "Give the NAT's interfaces, its NAT Gateway ID (resource-id of a regional NAT) or its private IPs."
+                )
+            ));
+        }
         Report {
             format: a.format().name(),
             input: a.stats().clone(),
@@ -423,6 +458,7 @@ impl Report {
             truncated: o.truncated.clone(),
             inventory_interfaces: o.inventory.map_or(0, |i| i.len()),
             prices: p.clone(),
+            warnings,
         }
     }
 
@@ -440,6 +476,9 @@ impl Report {
         );
         if let Some(t) = &self.truncated {
             let _ = writeln!(s, "TRUNCATED: {t}. The figures below cover only the records read.");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "WARNING: {w}");
         }
         if let Some(c) = &self.coverage {
             let _ = match c.ratio {
@@ -511,7 +550,10 @@ impl Report {
                         "an interface VPC endpoint would have saved about {} (minus its hourly charge)",
                         usd(v.saving_usd)
                     ),
-                    None => "no VPC endpoint serves this range".into(),
+                    None if v.service == "EC2" => "no VPC endpoint carries this: EC2's ranges are every public \
+                         address of EC2 (anyone's instances and Elastic IPs), not the EC2 API"
+                        .into(),
+                    None => "no VPC endpoint is known to carry this range's traffic".into(),
                 };
                 let _ = writeln!(
                     s,
@@ -565,7 +607,7 @@ impl Report {
         if i.other_interfaces > 0 {
             let _ = writeln!(
                 s,
-                "Skipped {} records of other interfaces in the same log group.",
+                "Skipped {} records of other interfaces or NAT Gateways (not the NAT's).",
                 i.other_interfaces
             );
         }
@@ -583,6 +625,12 @@ impl Report {
             self.inventory_interfaces,
             self.prices.source
         );
+        if !i.malformed_examples.is_empty() {
+            let _ = writeln!(s, "Malformed lines (first {}):", i.malformed_examples.len());
+            for e in &i.malformed_examples {
+                let _ = writeln!(s, "     {e}");
+            }
+        }
         s
     }
 }

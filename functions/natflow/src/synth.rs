@@ -5,6 +5,10 @@
 //! endpoints) and the NAT's own two halves. Noise lines (NODATA, SKIPDATA, REJECT, garbage) are
 //! mixed in at known counts. The truth is kept per flow as it is generated, independently of
 //! the analyzer.
+//!
+//! A regional NAT Gateway's flows are written as AWS documents them for a `RegionalNatGateway`
+//! flow log (see [`Writer::regional_flow`]), and the records an EKS node's interface writes for
+//! its pods' traffic (secondary IPs) can be mixed in, to check that a report counts only its NAT.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -36,6 +40,12 @@ impl Rng {
 
 pub const ACCOUNT: &str = "123456789012";
 pub const VPC: &str = "vpc-0a1b2c3d4e5f60718";
+/// The zonal NAT Gateway whose interfaces the scenario's `nat` are.
+pub const ZONAL_NAT: &str = "nat-0123456789abcdef0";
+/// A regional NAT Gateway in the same VPC (its records: `interface-id` `-`, this `resource-id`).
+pub const REGIONAL_NAT: &str = "nat-0fedcba98765432a1";
+/// The regional NAT's public IP (what its internet-side records show).
+pub const REGIONAL_NAT_PUBLIC_IP: Ipv4Addr = Ipv4Addr::new(18, 204, 10, 20);
 
 #[derive(Debug, Clone)]
 pub struct NatInterface {
@@ -73,6 +83,8 @@ pub struct Truth {
     pub rejected: u64,
     pub malformed: u64,
     pub lines: u64,
+    /// Records that are not the NAT's (another interface's, e.g. an EKS node's pod traffic).
+    pub other_records: u64,
 }
 
 pub struct Scenario {
@@ -159,7 +171,7 @@ impl Scenario {
                 availability_zone_id: Some(n.az_id.clone()),
                 vpc_id: Some(VPC.into()),
                 interface_type: Some("nat_gateway".into()),
-                description: Some("Interface for NAT Gateway nat-0123456789abcdef0".into()),
+                description: Some(format!("Interface for NAT Gateway {ZONAL_NAT}")),
                 ..Default::default()
             })
             .collect();
@@ -178,6 +190,8 @@ pub struct Writer<'a, W: Write> {
     pub written: u64,
     /// Leave out the malformed lines (for comparisons with tools that do not validate).
     pub malformed: bool,
+    /// `fill` writes the flows of the regional NAT Gateway instead of the zonal NAT's.
+    pub regional: bool,
 }
 
 impl<'a, W: Write> Writer<'a, W> {
@@ -190,6 +204,7 @@ impl<'a, W: Write> Writer<'a, W> {
             t: 1_764_000_000,
             written: 0,
             malformed: true,
+            regional: false,
         }
     }
 
@@ -207,15 +222,47 @@ impl<'a, W: Write> Writer<'a, W> {
         dst_svc: &str,
         action: &str,
     ) -> io::Result<()> {
+        self.row_of(
+            &iface.id,
+            &iface.subnet,
+            &iface.az_id,
+            "-",
+            src,
+            dst,
+            psrc,
+            pdst,
+            bytes,
+            direction,
+            src_svc,
+            dst_svc,
+            action,
+        )
+    }
+
+    /// One record in the recorder's format (version 9: resource-id is the newest field).
+    #[allow(clippy::too_many_arguments)]
+    fn row_of(
+        &mut self,
+        interface: &str,
+        subnet: &str,
+        az_id: &str,
+        resource: &str,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        psrc: Ipv4Addr,
+        pdst: Ipv4Addr,
+        bytes: u64,
+        direction: &str,
+        src_svc: &str,
+        dst_svc: &str,
+        action: &str,
+    ) -> io::Result<()> {
         let packets = bytes / 1200 + 1;
         let (sp, dp) = (32768 + self.rng.below(28000), 443);
         let line = format!(
-            "5 {ACCOUNT} {} {src} {dst} {sp} {dp} 6 {packets} {bytes} {} {} {action} OK {VPC} {} {} {direction} 8 {psrc} {pdst} {src_svc} {dst_svc} 19 IPv4\n",
-            iface.id,
+            "9 {ACCOUNT} {interface} {src} {dst} {sp} {dp} 6 {packets} {bytes} {} {} {action} OK {VPC} {subnet} {az_id} {direction} 8 {psrc} {pdst} {src_svc} {dst_svc} 19 IPv4 {resource}\n",
             self.t,
             self.t + 60,
-            iface.subnet,
-            iface.az_id,
         );
         self.out.write_all(line.as_bytes())?;
         self.written += line.len() as u64;
@@ -225,27 +272,88 @@ impl<'a, W: Write> Writer<'a, W> {
 
     /// One flow through the NAT: four records, as the NAT's interface logs them.
     pub fn flow(&mut self, host: usize, remote: usize, iface: usize, up: u64, down: u64) -> io::Result<()> {
+        let h = &self.scenario.hosts[host];
+        self.flow_from(h.ip, &h.az_id.clone(), remote, iface, up, down)
+    }
+
+    /// One flow through the NAT from a VPC address (a host's, or a pod's secondary IP).
+    pub fn flow_from(
+        &mut self,
+        local: Ipv4Addr,
+        local_az: &str,
+        remote: usize,
+        iface: usize,
+        up: u64,
+        down: u64,
+    ) -> io::Result<()> {
         let s = self.scenario;
-        let (h, r, n) = (&s.hosts[host], &s.remotes[remote], &s.nat[iface]);
+        let (r, n) = (&s.remotes[remote], &s.nat[iface]);
         let svc = r.service.unwrap_or("-");
         // VPC host -> NAT (destination translated), NAT -> remote, remote -> NAT, NAT -> host.
-        self.row(n, h.ip, n.ip, h.ip, r.ip, up, "ingress", "-", svc, "ACCEPT")?;
+        self.row(n, local, n.ip, local, r.ip, up, "ingress", "-", svc, "ACCEPT")?;
         self.row(n, n.ip, r.ip, n.ip, r.ip, up, "egress", "-", svc, "ACCEPT")?;
         self.row(n, r.ip, n.ip, r.ip, n.ip, down, "ingress", svc, "-", "ACCEPT")?;
-        self.row(n, n.ip, h.ip, r.ip, h.ip, down, "egress", svc, "-", "ACCEPT")?;
+        self.row(n, n.ip, local, r.ip, local, down, "egress", svc, "-", "ACCEPT")?;
+        if local_az != n.az_id {
+            self.truth.cross_az += up + down;
+        }
+        self.count_truth(local, r, up, down);
+        Ok(())
+    }
+
+    fn count_truth(&mut self, local: Ipv4Addr, r: &Remote, up: u64, down: u64) {
         let t = &mut self.truth;
-        let e = t.pairs.entry((IpAddr::V4(h.ip), IpAddr::V4(r.ip))).or_default();
+        let e = t.pairs.entry((IpAddr::V4(local), IpAddr::V4(r.ip))).or_default();
         e.0 += up;
         e.1 += down;
         t.upload += up;
         t.download += down;
-        if h.az_id != n.az_id {
-            t.cross_az += up + down;
-        }
         if let Some(svc) = r.service {
             *t.services.entry(svc.to_string()).or_default() += up + down;
         }
         t.flows += 1;
+    }
+
+    /// One flow through the regional NAT Gateway, as AWS documents a `RegionalNatGateway` flow
+    /// log's records (VPC user guide, "Flow log record examples", regional NAT gateway): four
+    /// records, `interface-id` and `subnet-id` `-`, the NAT's ID as `resource-id`; the VPC-side
+    /// rows carry the host and the remote host (no NAT private IP: `srcaddr` = `pkt-srcaddr` out,
+    /// `dstaddr` = `pkt-dstaddr` in), the internet-side rows the NAT's public IP.
+    pub fn regional_flow(&mut self, host: usize, remote: usize, up: u64, down: u64) -> io::Result<()> {
+        let s = self.scenario;
+        let (h, r) = (s.hosts[host].ip, &s.remotes[remote]);
+        let (nat, pubip) = (REGIONAL_NAT, REGIONAL_NAT_PUBLIC_IP);
+        let svc = r.service.unwrap_or("-");
+        // host -> remote (inside), NAT public IP -> remote, remote -> NAT public IP, remote -> host.
+        self.row_of("-", "-", "-", nat, h, r.ip, h, r.ip, up, "ingress", "-", svc, "ACCEPT")?;
+        self.row_of(
+            "-", "-", "-", nat, pubip, r.ip, pubip, r.ip, up, "egress", "-", svc, "ACCEPT",
+        )?;
+        self.row_of(
+            "-", "-", "-", nat, r.ip, pubip, r.ip, pubip, down, "ingress", svc, "-", "ACCEPT",
+        )?;
+        self.row_of("-", "-", "-", nat, r.ip, h, r.ip, h, down, "egress", svc, "-", "ACCEPT")?;
+        self.count_truth(h, r, up, down);
+        Ok(())
+    }
+
+    /// What an EKS node's own interface logs for a pod's flow to a remote host (VPC user guide,
+    /// "Flow log records": traffic of a secondary private IP shows the interface's primary IP in
+    /// `srcaddr`/`dstaddr` and the pod's in `pkt-srcaddr`/`pkt-dstaddr`). Not NAT traffic: in a
+    /// VPC-wide flow log these two records come on top of the NAT's own four.
+    pub fn node_rows(&mut self, node: usize, pod: Ipv4Addr, remote: usize, up: u64, down: u64) -> io::Result<()> {
+        let s = self.scenario;
+        let (h, r) = (&s.hosts[node], &s.remotes[remote]);
+        let (id, subnet) = (h.eni.interface_id.clone(), h.eni.subnet_id.clone().unwrap_or_default());
+        let (az, ip, rip) = (h.az_id.clone(), h.ip, r.ip);
+        let svc = r.service.unwrap_or("-");
+        self.row_of(
+            &id, &subnet, &az, "-", ip, rip, pod, rip, up, "egress", "-", svc, "ACCEPT",
+        )?;
+        self.row_of(
+            &id, &subnet, &az, "-", rip, ip, rip, pod, down, "ingress", svc, "-", "ACCEPT",
+        )?;
+        self.truth.other_records += 2;
         Ok(())
     }
 
@@ -253,7 +361,7 @@ impl<'a, W: Write> Writer<'a, W> {
     pub fn noise(&mut self) -> io::Result<()> {
         let n = self.scenario.nat[0].clone();
         let line = format!(
-            "5 {ACCOUNT} {} - - - - - - - {} {} - NODATA - - - - - - - - - - -\n",
+            "5 {ACCOUNT} {} - - - - - - - {} {} - NODATA - - - - - - - - - - - -\n",
             n.id,
             self.t,
             self.t + 60
@@ -261,7 +369,7 @@ impl<'a, W: Write> Writer<'a, W> {
         self.out.write_all(line.as_bytes())?;
         self.truth.nodata += 1;
         let line = format!(
-            "5 {ACCOUNT} {} - - - - - - - {} {} - SKIPDATA - - - - - - - - - - -\n",
+            "5 {ACCOUNT} {} - - - - - - - {} {} - SKIPDATA - - - - - - - - - - - -\n",
             n.id,
             self.t,
             self.t + 60
@@ -288,8 +396,8 @@ impl<'a, W: Write> Writer<'a, W> {
         }
         for garbage in [
             "this is not a flow log record".to_string(),
-            format!("5 {ACCOUNT} {} {h} 10.0.0.10 1 2 6 1 notanumber 1 2 ACCEPT OK {VPC} s a ingress 8 {h} 1.2.3.4 - - 0 IPv4", n.id),
-            format!("5 {ACCOUNT} {} 999.1.1.1 10.0.0.10 1 2 6 1 10 1 2 ACCEPT OK {VPC} s a ingress 8 999.1.1.1 1.2.3.4 - - 0 IPv4", n.id),
+            format!("5 {ACCOUNT} {} {h} 10.0.0.10 1 2 6 1 notanumber 1 2 ACCEPT OK {VPC} s a ingress 8 {h} 1.2.3.4 - - 0 IPv4 -", n.id),
+            format!("5 {ACCOUNT} {} 999.1.1.1 10.0.0.10 1 2 6 1 10 1 2 ACCEPT OK {VPC} s a ingress 8 999.1.1.1 1.2.3.4 - - 0 IPv4 -", n.id),
         ] {
             self.out.write_all(garbage.as_bytes())?;
             self.out.write_all(b"\n")?;
@@ -319,7 +427,11 @@ impl<'a, W: Write> Writer<'a, W> {
             let iface = self.rng.below(2) as usize;
             let up = 40 + self.rng.below(if heavy { 50_000_000 } else { 200_000 });
             let down = 40 + self.rng.below(if heavy { 5_000_000 } else { 2_000_000 });
-            self.flow(host, remote, iface, up, down)?;
+            if self.regional {
+                self.regional_flow(host, remote, up, down)?;
+            } else {
+                self.flow(host, remote, iface, up, down)?;
+            }
             i += 1;
             if i % 1000 == 0 {
                 self.noise()?;

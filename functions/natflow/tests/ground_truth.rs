@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use natflow::analyze::Analyzer;
-use natflow::synth::{Scenario, Writer};
+use natflow::synth::{Scenario, Truth, Writer, REGIONAL_NAT, ZONAL_NAT};
 use natflow::{Format, Inventory, Prices, Report, ReportOptions};
 
 fn generate(hosts: usize, remotes: usize, bytes: u64, seed: u64) -> (Scenario, Vec<u8>, natflow::synth::Truth) {
@@ -102,11 +102,17 @@ fn cross_az_services_and_costs_match_the_truth() {
                 );
             }
             _ => {
-                assert_eq!(s.endpoint.as_deref(), Some("interface"));
-                assert!((s.saving_usd - s.bytes as f64 / gb * 0.035).abs() < 1e-5);
+                // EC2's ranges are every public address in EC2 (anyone's instances and Elastic
+                // IPs), not the EC2 API: no endpoint carries that traffic, so no advice.
+                assert_eq!(s.service, "EC2");
+                assert_eq!(s.endpoint, None, "no endpoint for {}", s.service);
+                assert_eq!(s.saving_usd, 0.0);
             }
         }
     }
+    let text = r.to_text();
+    assert!(!text.contains("interface VPC endpoint"), "{text}");
+    assert!(text.contains("EC2: ") && text.contains("not the EC2 API"), "{text}");
     let total = (truth.upload + truth.download) as f64 / gb;
     assert!((r.costs.nat_processing_usd - total * 0.045).abs() < 1e-5);
     assert!((r.costs.cross_az_usd - truth.cross_az as f64 / gb * 0.02).abs() < 1e-5);
@@ -251,4 +257,204 @@ fn only_the_given_interfaces_count_when_asked() {
     b.only_interfaces(&[scenario.nat[1].id.as_str()]);
     b.feed(&buf);
     assert_eq!(r.bytes + full_report(&b, &inv).bytes, truth.upload + truth.download);
+}
+
+/// Generated flows of the regional NAT Gateway (as AWS documents its records).
+fn generate_regional(scenario: &Scenario, bytes: u64, seed: u64) -> (Vec<u8>, Truth) {
+    let mut buf = Vec::new();
+    let truth = {
+        let mut w = Writer::new(&mut buf, scenario, seed);
+        w.regional = true;
+        w.fill(bytes).unwrap();
+        w.truth
+    };
+    (buf, truth)
+}
+
+fn assert_matches_truth(r: &Report, truth: &Truth) {
+    assert_eq!((r.upload_bytes, r.download_bytes), (truth.upload, truth.download));
+    assert_eq!(r.talkers.len(), truth.pairs.len());
+    for t in &r.talkers {
+        let key: (IpAddr, IpAddr) = (t.source.ip.parse().unwrap(), t.destination.ip.parse().unwrap());
+        assert_eq!(
+            truth.pairs.get(&key),
+            Some(&(t.upload_bytes, t.download_bytes)),
+            "{key:?}"
+        );
+    }
+    let services: std::collections::BTreeMap<String, u64> =
+        r.services.iter().map(|s| (s.service.clone(), s.bytes)).collect();
+    assert_eq!(services, truth.services);
+}
+
+/// Lines of two buffers, alternating, as two NATs' records arrive in one log group.
+fn interleave(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let (mut x, mut y) = (a.split_inclusive(|&c| c == b'\n'), b.split_inclusive(|&c| c == b'\n'));
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return out,
+            (p, q) => {
+                out.extend_from_slice(p.unwrap_or_default());
+                out.extend_from_slice(q.unwrap_or_default());
+            }
+        }
+    }
+}
+
+#[test]
+fn regional_nat_flows_are_counted_once_as_documented() {
+    let scenario = Scenario::new(20, 18);
+    let (buf, truth) = generate_regional(&scenario, 400_000, 23);
+    let a = analyze(&buf);
+    let inv = Inventory::new(scenario.inventory());
+    let r = full_report(&a, &inv);
+    assert!(truth.flows > 10);
+    assert_matches_truth(&r, &truth);
+    // Two of the four documented rows per flow counted, the NAT's internet-side halves skipped.
+    assert_eq!(r.input.counted, 2 * truth.flows);
+    assert_eq!(r.input.regional, 2 * truth.flows);
+    assert_eq!(r.input.untranslated, 2 * truth.flows);
+    assert_eq!(r.input.malformed, 0);
+    // The regional NAT spans AZs: no cross-AZ charge is claimed for it.
+    assert_eq!(r.cross_az.bytes, 0);
+    assert_eq!(r.interfaces.len(), 1);
+    assert_eq!(r.interfaces[0].interface_id, REGIONAL_NAT);
+    // Never the NAT's public IP as a talker.
+    let public = natflow::synth::REGIONAL_NAT_PUBLIC_IP.to_string();
+    assert!(r
+        .talkers
+        .iter()
+        .all(|t| t.source.ip != public && t.destination.ip != public));
+}
+
+#[test]
+fn mixed_log_group_each_nat_counts_only_its_own() {
+    // A zonal NAT (two interfaces) and a regional NAT record into the same log group.
+    let scenario = Scenario::new(16, 12);
+    let mut zonal = Vec::new();
+    let zonal_truth = {
+        let mut w = Writer::new(&mut zonal, &scenario, 31);
+        w.fill(300_000).unwrap();
+        w.truth
+    };
+    let (regional, regional_truth) = generate_regional(&scenario, 300_000, 37);
+    let group = interleave(&zonal, &regional);
+    let inv = Inventory::new(scenario.inventory());
+    let enis: Vec<&str> = scenario.nat.iter().map(|n| n.id.as_str()).collect();
+
+    // The zonal NAT's report: its interfaces (what build-report passes: only_nat).
+    let mut a = Analyzer::new(Format::recorder(), &[]).unwrap();
+    a.only_nat(ZONAL_NAT, &enis);
+    a.feed(&group);
+    let r = full_report(&a, &inv);
+    assert_matches_truth(&r, &zonal_truth);
+    assert_eq!(r.input.other_interfaces, 4 * regional_truth.flows);
+    assert_eq!(r.input.regional, 0);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+    // The regional NAT's report: its ID as resource-id, no interfaces.
+    let mut b = Analyzer::new(Format::recorder(), &[]).unwrap();
+    b.only_nat(REGIONAL_NAT, &[] as &[&str]);
+    b.feed(&group);
+    let r = full_report(&b, &inv);
+    assert_matches_truth(&r, &regional_truth);
+    assert_eq!(r.input.other_interfaces, 4 * zonal_truth.flows);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+    // Another NAT's ID selects nothing of either.
+    let mut c = Analyzer::new(Format::recorder(), &[]).unwrap();
+    c.only_nat("nat-0aaaaaaaaaaaaaaaa", &[] as &[&str]);
+    c.feed(&group);
+    assert_eq!(c.stats().counted, 0);
+    assert_eq!(
+        c.stats().other_interfaces,
+        4 * (zonal_truth.flows + regional_truth.flows)
+    );
+}
+
+#[test]
+fn vpc_wide_flow_logs_count_only_the_nat_when_its_interfaces_are_known() {
+    // Pods on an EKS node (secondary IPs) talk through the NAT; the node's own interface logs
+    // the same flows with pkt-srcaddr = pod IP and srcaddr = the node's primary IP.
+    let scenario = Scenario::new(8, 6);
+    let mut buf = Vec::new();
+    let truth = {
+        let mut w = Writer::new(&mut buf, &scenario, 41);
+        let node = &scenario.hosts[1];
+        for k in 0..40u64 {
+            let pod = std::net::Ipv4Addr::new(10, 0, 200, 10 + (k % 7) as u8);
+            let remote = (k % 6) as usize;
+            let (up, down) = (50_000 + k * 1000, 900_000 + k * 10);
+            w.flow_from(pod, &node.az_id, remote, (k % 2) as usize, up, down)
+                .unwrap();
+            w.node_rows(1, pod, remote, up, down).unwrap();
+        }
+        w.truth
+    };
+    let inv = Inventory::new(scenario.inventory());
+    let nat_enis: Vec<&str> = scenario.nat.iter().map(|n| n.id.as_str()).collect();
+
+    // Known interfaces: exactly the truth, the node's records skipped and counted as such.
+    let mut a = Analyzer::new(Format::recorder(), &[]).unwrap();
+    a.only_interfaces(&nat_enis);
+    a.feed(&buf);
+    let r = full_report(&a, &inv);
+    assert_matches_truth(&r, &truth);
+    assert_eq!(r.input.other_interfaces, truth.other_records);
+    assert!(r
+        .to_text()
+        .contains(&format!("Skipped {} records", truth.other_records)));
+
+    // Known NAT private IPs select the same records.
+    let mut b = Analyzer::new(Format::recorder(), &[]).unwrap();
+    b.only_addresses(&inv.nat_ips());
+    b.feed(&buf);
+    assert_matches_truth(&full_report(&b, &inv), &truth);
+
+    // Nothing known: the node's rows inflate the figures, and the report says it cannot tell.
+    let c = analyze(&buf);
+    let r = full_report(&c, &inv);
+    assert!(r.bytes > truth.upload + truth.download);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    let text = r.to_text();
+    assert!(
+        text.contains("WARNING: The records come from 3 network interfaces"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot") || text.contains("nothing says which are the NAT's"),
+        "{text}"
+    );
+}
+
+#[test]
+fn records_of_the_recorders_earlier_format_are_still_read() {
+    // Recordings made before resource-id was added stay in the log group for its retention.
+    let (scenario, buf, truth) = generate(10, 8, 150_000, 43);
+    let v5: Vec<u8> = String::from_utf8(buf)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(' ').collect();
+            if f.len() == natflow::format::RECORDER_FIELDS.len() {
+                f.pop();
+            }
+            f.join(" ") + "\n"
+        })
+        .collect::<String>()
+        .into_bytes();
+    let a = analyze(&v5);
+    let r = full_report(&a, &Inventory::new(scenario.inventory()));
+    assert_matches_truth(&r, &truth);
+    assert_eq!(r.input.malformed, truth.malformed);
+}
+
+#[test]
+fn text_report_shows_a_few_malformed_lines() {
+    let (_, buf, _) = generate(6, 6, 60_000, 47);
+    let r = full_report(&analyze(&buf), &Inventory::default());
+    let text = r.to_text();
+    assert!(text.contains("Malformed lines (first 3):"), "{text}");
+    assert!(text.contains("     this is not a flow log record"), "{text}");
 }
