@@ -148,3 +148,225 @@ def test_nat_id_parameter_pattern_matches_the_macro_rules(template):
         assert pattern.match(good), good
     for bad in ["", "nat-0a1b2c3", "nat-0a1b2c3d,", "nat-0A1B2C3D", "igw-0a1b2c3d", "nat-0a1b2c3d;nat-0a1b2c3e"]:
         assert not pattern.match(bad), bad
+
+
+# --- Deploy-time limits AWS enforces (issue 9, item 5) -------------------------------------------
+
+def rule_holds(expr, values: dict) -> bool:
+    """Evaluates a CloudFormation Rules condition (the functions template.yaml uses) on parameter values."""
+    (fn, arg), = expr.items()
+    if fn == "Ref":
+        return values[arg]
+    if fn == "Fn::Equals":
+        a, b = (str(rule_holds(x, values)) if isinstance(x, dict) else str(x) for x in arg)
+        return a == b
+    if fn == "Fn::Contains":
+        return str(rule_holds(arg[1], values)) in [str(x) for x in arg[0]]
+    if fn == "Fn::Not":
+        return not rule_holds(arg[0], values)
+    if fn == "Fn::And":
+        return all(rule_holds(x, values) for x in arg)
+    if fn == "Fn::Or":
+        return any(rule_holds(x, values) for x in arg)
+    raise AssertionError(f"rule function {fn} not evaluated by this test")
+
+
+def test_rules_refuse_exactly_the_evaluation_windows_putmetricalarm_refuses(template):
+    """PutMetricAlarm: Period x EvaluationPeriods <= 86,400 s for periods under an hour, <= 604,800 s
+    otherwise. Every combination the parameters allow is either refused by the Rules (before any
+    resource is created) or accepted by CloudWatch."""
+    params, rules = template["Parameters"], template.get("Rules", {})
+    assert rules, "template.yaml has no Rules"
+    ep = params["EvaluationPeriods"]
+    for period in params["SamplingPeriod"]["AllowedValues"]:
+        for n in range(ep["MinValue"], ep["MaxValue"] + 1):
+            values = {"SamplingPeriod": str(period), "EvaluationPeriods": str(n)}
+            passes = all(rule_holds(a["Assert"], values) for r in rules.values()
+                         if "RuleCondition" not in r or rule_holds(r["RuleCondition"], values)
+                         for a in r["Assertions"])
+            allowed = period * n <= (86_400 if period < 3600 else 604_800)
+            assert passes == allowed, (period, n)
+            for r in rules.values():
+                for a in r["Assertions"]:
+                    assert "SamplingPeriod" in a["AssertDescription"] and "EvaluationPeriods" in a["AssertDescription"]
+
+
+@pytest.mark.parametrize("values,named", [
+    ({"EvaluationPeriods": "2", "DatapointsToAlarm": "5"}, "DatapointsToAlarm (5) must be at most EvaluationPeriods (2)"),
+    ({"SamplingPeriod": "1800", "EvaluationPeriods": "60"}, "SamplingPeriod (1800) s x EvaluationPeriods (60)"),
+])
+def test_macro_refuses_alarm_settings_cloudwatch_would_refuse_naming_the_parameters(macro, values, named):
+    event = macro_event(load_template(), "nat-0a1b2c3d")
+    event["templateParameterValues"].update(values)
+    out = invoke_json(macro, event)
+    assert out["status"] == "failure" and named in out["errorMessage"], out.get("errorMessage")
+
+
+def test_no_serverless_repo_metadata_in_a_template_with_a_macro(template):
+    transforms = template["Transform"] if isinstance(template["Transform"], list) else [template["Transform"]]
+    assert any(not t.startswith("AWS::") for t in transforms)
+    assert "AWS::ServerlessRepo::Application" not in template.get("Metadata", {}), \
+        "the Serverless Application Repository refuses templates whose Transform list holds a macro"
+    assert "Serverless Application Repository" in (ROOT / "README.md").read_text()
+
+
+LONG_STACK = "s" + "-abcdefgh" * 14 + "x"  # 128 characters, CloudFormation's longest stack name
+
+
+def long_stack_resolver():
+    from tests.harness.stack import ACCOUNT, REGION
+    assert len(LONG_STACK) == 128
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{LONG_STACK}/6c7d1f40-8a2b-11f1-9c3e-0a1b2c3d4e5f"
+    return Resolver({"AWS::StackName": LONG_STACK, "AWS::StackId": stack_id}, {})
+
+
+def test_names_fit_aws_limits_with_a_128_character_stack_name(template):
+    """Step Functions quotas: state machine names 1-80 characters; CloudWatch alarm names <= 255;
+    log group names <= 512; query definition names <= 255; SNS subjects < 100 characters."""
+    resolve, res = long_stack_resolver(), template["Resources"]
+    name = resolve(res["RecorderStateMachine"]["Properties"]["Name"])
+    assert 1 <= len(name) <= 80 and re.fullmatch(r"[A-Za-z0-9_-]+", name), name
+    # unique per stack: another stack (another StackId) gets another name
+    other = Resolver({"AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/x/00000000-0000-0000-0000-000000000000"}, {})
+    assert other(res["RecorderStateMachine"]["Properties"]["Name"]) != name
+    # everything that names the state machine or its executions names this one
+    refs = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            if "Fn::Sub" in v and (":stateMachine:" in json.dumps(v) or ":execution:" in json.dumps(v)):
+                refs.append(resolve(v))
+                return
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(res)
+    assert len(refs) >= 4, refs  # park-token, resume, the sweeper's rule and its grant
+    for arn in refs:
+        assert re.fullmatch(rf"arn:aws:states:us-east-1:123456789012:(stateMachine:{name}|execution:{name}:\*)", arn), arn
+    alarm = resolve(res["NatTrafficAlarm"]["Properties"]["AlarmName"]).replace("NAT_GATEWAY_ID", "nat-0123456789abcdef0")
+    assert len(alarm) <= 255, len(alarm)
+    for logical_id, r in res.items():
+        if r["Type"] == "AWS::Logs::LogGroup":
+            assert len(resolve(r["Properties"]["LogGroupName"])) <= 512
+        if r["Type"] == "AWS::Logs::QueryDefinition":
+            assert len(resolve(r["Properties"]["Name"])) <= 255
+
+
+def test_sns_subjects_in_the_state_machine_stay_under_100_characters():
+    """SNS Publish: Subject must be shorter than 100 characters. The ASL builds none from the stack
+    name or an execution ARN: literals are checked here, the others come from the functions."""
+    asl = json.loads((ROOT / "statemachine" / "recorder.asl.json").read_text())
+    publishes = [s for s in asl["States"].values() if s.get("Resource") == "arn:aws:states:::sns:publish"]
+    assert publishes
+    for state in publishes:
+        p = state["Parameters"]
+        if "Subject" in p:
+            assert len(p["Subject"]) < 100 and "\n" not in p["Subject"], p["Subject"]
+        else:
+            assert re.fullmatch(r"\$(\.\w+)+", p["Subject.$"]), f"a subject built in the ASL: {p['Subject.$']}"
+
+
+def test_alarm_sum_counts_a_missing_point_as_zero(macro):
+    """Metric math `a + b` has no point where either series has none: a spike in one direction
+    while the other reports nothing would not be seen. FILL(x, 0) makes a missing point 0."""
+    out = invoke_json(macro, macro_event(load_template(), "nat-0a1b2c3d"))
+    alarms = [r for r in out["fragment"]["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        metrics = alarm["Properties"]["Metrics"]
+        ids = [m["Id"] for m in metrics if "MetricStat" in m]
+        (expr,) = [m["Expression"] for m in metrics if m.get("ReturnData")]
+        for i in ids:
+            assert re.search(rf"\bFILL\(\s*{i}\s*,\s*0\s*\)", expr), expr
+            assert len(re.findall(rf"\b{i}\b", expr)) == 1, f"{i} used outside FILL: {expr}"
+
+
+# --- Stack deletion while a spike is alarming (issue 9, item 8) ---------------------------------
+
+def sam_translate(t: dict) -> dict:
+    """The template as CloudFormation deploys it after SAM's transform."""
+    import copy as _copy
+    from samtranslator.parser import parser
+    from samtranslator.translator.translator import Translator
+    t = _copy.deepcopy(t)
+    t["Transform"] = "AWS::Serverless-2016-10-31"
+    t["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Serverless::StateMachine":
+            r["Properties"]["DefinitionUri"] = {"Bucket": "bucket", "Key": "definition.json"}
+    values = {p: str(v.get("Default", "x")) for p, v in t["Parameters"].items()}
+    old = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        return Translator(managed_policy_map={}, sam_parser=parser.Parser()).translate(sam_template=t, parameter_values=values)
+    finally:
+        if old is None:
+            del os.environ["AWS_DEFAULT_REGION"]
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = old
+
+
+def dependencies(resources: dict) -> dict[str, set[str]]:
+    """What each resource depends on, as CloudFormation orders it: DependsOn, Ref, Fn::GetAtt, Fn::Sub."""
+    def refs(v, out):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k == "Ref" and isinstance(x, str):
+                    out.add(x)
+                elif k == "Fn::GetAtt":
+                    out.add((x if isinstance(x, list) else x.split("."))[0])
+                elif k == "Fn::Sub":
+                    text = x if isinstance(x, str) else x[0]
+                    out.update(n.split(".")[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text))
+                    if not isinstance(x, str):
+                        refs(x[1], out)
+                else:
+                    refs(x, out)
+        elif isinstance(v, list):
+            for x in v:
+                refs(x, out)
+        return out
+    deps = {}
+    for logical_id, r in resources.items():
+        d = refs(r.get("Properties", {}), set())
+        on = r.get("DependsOn", [])
+        d.update([on] if isinstance(on, str) else on)
+        deps[logical_id] = {x for x in d if x in resources}
+    return deps
+
+
+def depends_on(deps, a, b) -> bool:
+    seen, todo = set(), [a]
+    while todo:
+        x = todo.pop()
+        if x == b:
+            return True
+        if x not in seen:
+            seen.add(x)
+            todo.extend(deps.get(x, ()))
+    return False
+
+
+def test_what_can_start_a_recording_is_deleted_before_the_final_sweep(macro):
+    """CloudFormation deletes in reverse dependency order. For the cleanup custom resource to sweep
+    after the last recording could start, every alarm (as the macro expands them) and every rule
+    that can start an execution must depend on it, directly or transitively; and it must depend on
+    what the sweeper uses, so those are still there when it runs."""
+    out = invoke_json(macro, macro_event(load_template(), "nat-0123456789abcdef0,nat-0a1b2c3d"))
+    assert out["status"] == "success", out
+    cfn = sam_translate(out["fragment"])["Resources"]
+    deps = dependencies(cfn)
+    cleanup = "FlowLogCleanupOnDelete"
+    machines = {k for k, r in cfn.items() if r["Type"] == "AWS::StepFunctions::StateMachine"}
+    alarms = [k for k, r in cfn.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    starters = [k for k, r in cfn.items() if r["Type"] in ("AWS::Events::Rule", "AWS::Scheduler::Schedule")
+                and dependencies({k: r, **{m: {} for m in machines}})[k] & machines]
+    assert len(alarms) == 2 and starters, (alarms, starters)
+    for k in alarms + starters + sorted(machines):
+        assert depends_on(deps, k, cleanup), f"{k} would outlive {cleanup} on stack deletion"
+    for needed in ("SweepOrphansFunction", "SweepOrphansFunctionRole", "NoticeTopic", "RecordingsTable"):
+        assert depends_on(deps, cleanup, needed), needed
+    assert not any(depends_on(deps, cleanup, k) for k in alarms + starters), "dependency cycle"

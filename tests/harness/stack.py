@@ -19,6 +19,7 @@ from .router import Router, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT, STACK = "us-east-1", "123456789012", "natrec-test"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/6c7d1f40-8a2b-11f1-9c3e-0a1b2c3d4e5f"
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
 
 
@@ -44,8 +45,8 @@ class Resolver:
     """Resolves Ref / Fn::GetAtt / Fn::Sub against known values."""
 
     def __init__(self, refs: dict[str, str], attrs: dict[str, str]):
-        self.refs = {"AWS::StackName": STACK, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                     "AWS::Partition": "aws", **refs}
+        self.refs = {"AWS::StackName": STACK, "AWS::StackId": STACK_ID, "AWS::Region": REGION,
+                     "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", **refs}
         self.attrs = attrs
 
     def __call__(self, v):
@@ -56,6 +57,10 @@ class Resolver:
             if k == "Fn::GetAtt":
                 key = ".".join(arg) if isinstance(arg, list) else arg
                 return self.attrs[key]
+            if k == "Fn::Select":
+                return self(arg[1])[int(self(arg[0]))]
+            if k == "Fn::Split":
+                return self(arg[1]).split(arg[0])
             if k == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], {n: self(x) for n, x in arg[1].items()})
                 out, i = "", 0
@@ -131,13 +136,13 @@ class Recorder:
         self.log_group = f"/natrec/{STACK}/flow-logs"
         self.report_log_group = f"/natrec/{STACK}/reports"
         self.table = f"{STACK}-RecordingsTable"
-        self.state_machine_name = f"{STACK}-recorder"
+        self.state_machine_name = Resolver({}, {})(self.resources["RecorderStateMachine"]["Properties"]["Name"])
         functions = [k for k, r in self.resources.items() if r["Type"] == "AWS::Serverless::Function"]
         self.function_names = {k: f"{STACK}-{k}" for k in functions}
         self.resolve = Resolver(
             refs={"RecordingsTable": self.table, "FlowLogGroup": self.log_group, "ReportLogGroup": self.report_log_group,
                   "NoticeTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-NoticeTopic",
-                  "RecorderStateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-recorder",
+                  "RecorderStateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.state_machine_name}",
                   **{p: str(v.get("Default", "")) for p, v in template["Parameters"].items()}},
             attrs={"FlowLogDeliveryRole.Arn": logical_arn("FlowLogDeliveryRole", "role"),
                    **{f"{k}.Arn": logical_arn(k, "function") for k in functions}})
