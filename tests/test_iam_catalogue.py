@@ -40,6 +40,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK, REGION, ACCOUNT, PARTITION = "natrec-iam", "us-east-1", "123456789012", "aws"
+STACK_GUID = "0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 # The alarm macro (macros/template.yaml) only expands the alarm; it adds no IAM. SAM's own transform
 # is applied here; the macro is tested in tests/test_template.py.
 MACRO_TRANSFORM = "NatFlowRecorderAlarms"
@@ -142,7 +143,7 @@ class Resolver:
     def ref(self, target: str) -> str:
         pseudo = {"AWS::StackName": STACK, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
                   "AWS::Partition": PARTITION, "AWS::URLSuffix": "amazonaws.com",
-                  "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/guid"}
+                  "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/{STACK_GUID}"}
         if target in pseudo:
             return pseudo[target]
         if target in self.values:
@@ -214,6 +215,12 @@ class Resolver:
             if k == "Fn::Join":
                 sep, parts = arg
                 return sep.join(str(self(p)) for p in self(parts))
+            if k == "Fn::Split":
+                sep, text = arg
+                return str(self(text)).split(sep)
+            if k == "Fn::Select":
+                index, items = arg
+                return self(items)[int(self(index))]
             if k.startswith("Fn::") or k == "Condition":
                 raise UnresolvedIntrinsic(f"{k}: teach the Resolver this intrinsic")
         if isinstance(v, dict):
