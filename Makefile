@@ -1,13 +1,14 @@
 # NAT Gateway spike recorder: build, offline tests and demo.
 #   make test   everything CI runs: unit tests, emulator integration tests, linters, sam build
 #   make demo   one whole recording played in the local emulator, with a timeline
+#   make smoke NAT=nat-... REGION=...   REAL AWS, BILLABLE: see README "Real-AWS smoke test" (never run by CI)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all venv build unit integration lint sam-build test demo clean
+.PHONY: all venv build unit integration lint sam-build test demo smoke clean
 
 all: test
 
@@ -44,6 +45,13 @@ test: unit integration sam-build
 
 demo: venv build
 	$(PY) tests/demo.py
+
+# Real-AWS smoke test: deploys the macro and the recorder to YOUR account (billable), plays one
+# recording on the NAT you name, checks it, deletes everything. Asks for confirmation unless YES=1.
+# Not part of `make test`; CI never runs it.
+smoke: venv
+	$(PY) tests/smoke/aws_smoke.py --nat "$(NAT)" $(if $(REGION),--region "$(REGION)") \
+		$(if $(PROFILE),--profile "$(PROFILE)") $(if $(YES),--yes) $(SMOKE_ARGS)
 
 clean:
 	rm -rf .aws-sam macros/.aws-sam
