@@ -432,6 +432,20 @@ def test_every_policy_of_both_templates_is_found(all_policies):
     assert {a for s in statements for a in as_list(s["Action"])} >= {"lambda:InvokeFunction", "sns:Publish"}
 
 
+def test_every_managed_policy_is_an_aws_managed_policy_that_exists():
+    """Managed policies are AWS's own documents (not in the catalogue): each attached ARN must name one
+    that exists, per the list samtranslator ships (samtranslator/internal/data/aws_managed_policies.json)."""
+    known = set(json.loads((importlib.resources.files("samtranslator") / "internal/data/aws_managed_policies.json")
+                           .read_text())["aws"].values())
+    attached = set()
+    for name, params in TEMPLATES.items():
+        for r in translate(ROOT / name, params)["Resources"].values():
+            if r["Type"] == "AWS::IAM::Role":
+                attached |= set(r["Properties"].get("ManagedPolicyArns", []))
+    assert attached, "expected SAM's AWSLambdaBasicExecutionRole on the function roles"
+    assert attached <= known, f"unknown managed policies: {sorted(attached - known)}"
+
+
 def test_every_action_resource_and_condition_key_is_in_the_catalogue(all_policies):
     used: list = []
     findings = check(all_policies, used)
