@@ -4,6 +4,10 @@ The run talks to a moto server on loopback through boto3 clients with an endpoin
 deployer calls `sam`; here a fake deployer creates directly in the emulator the pieces a run touches
 (notice topic, the NAT's alarm, a flow log tagged with the stack as a started recording would leave),
 with no state machine, so a run fails midway: what must hold then is the teardown.
+
+The harness's Emulator (tests/conftest.py) needs the built Rust binaries and an invoke router; these
+tests need neither, so they start a bare in-process moto server. moto's backends are process-wide:
+each test here resets them, as the harness's `recorder` fixture does before each of its tests.
 """
 from __future__ import annotations
 

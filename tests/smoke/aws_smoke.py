@@ -279,7 +279,9 @@ class SamDeployer:
 
 
 def delete_stack(cfn, stack: str) -> None:
-    """DeleteStack and wait; a stack that does not exist counts as deleted (DeleteStack is idempotent)."""
+    """DeleteStack and wait. A stack already gone counts as deleted: botocore's stack_delete_complete waiter
+    treats DescribeStacks' ValidationError ("does not exist") as success; DELETE_FAILED raises (CloudFormation
+    API reference: DeleteStack, DescribeStacks)."""
     cfn.delete_stack(StackName=stack)
     try:
         cfn.get_waiter("stack_delete_complete").wait(StackName=stack, WaiterConfig={"Delay": 10, "MaxAttempts": 120})
