@@ -332,7 +332,6 @@ class Smoke:
         self.outputs: dict[str, str] = {}
         self.queue_url: str | None = None
         self.t0 = clock()
-        self.t_alarm: datetime | None = None
         self.timeouts = {"started": 180, "flow_logs": 180,
                          "ended": opts.recording_time + opts.hold + 180,
                          "execution": opts.report_delay + 900, "notice": 300, **(timeouts or {})}
@@ -440,7 +439,6 @@ class Smoke:
         return f"{self.opts.queue} <- {topic.rsplit(':', 1)[-1]}"
 
     def force_alarm(self) -> str:
-        self.t_alarm = datetime.now(timezone.utc)
         # SetAlarmState: temporary; the alarm returns to its actual state at its next evaluation, and
         # each change emits the real "CloudWatch Alarm State Change" event (CloudWatch API reference).
         self.clients("cloudwatch").set_alarm_state(AlarmName=self.opts.alarm, StateValue="ALARM",
