@@ -66,8 +66,10 @@ ALLOW = [
         "why": "The catalogue (and the IAM policy simulator) list no resource type for SendTaskSuccess, which "
                "would make a statement on the state machine ARN never match. AWS tested in the aws-cdk review "
                "that for callback (.waitForTaskToken) tasks of a Lambda-driven state machine, scoping it to the "
-               "state machine ARN works (it did not for activities). Not documented by AWS: the real-AWS smoke "
-               "test (tests/smoke/aws_smoke.py) exercises it; Resource \"*\" is the documented form.",
+               "state machine ARN works (it did not for activities). AWS's own SAM policy template "
+               "StepFunctionsCallbackPolicy (samtranslator policy_templates.json, shipped in the venv) grants "
+               "SendTaskSuccess/Failure/Heartbeat on exactly this ARN; the real-AWS smoke test "
+               "(tests/smoke/aws_smoke.py) exercises it.",
         "source": "https://github.com/aws/aws-cdk/pull/8486",
     },
 ]
