@@ -132,11 +132,14 @@ pub trait NatMetrics: Send + Sync {
     async fn bytes(&self, nat_id: &NatGatewayId, start_s: i64, end_s: i64) -> Result<NatBytes>;
 }
 
-/// Step Functions DescribeExecution.
+/// Step Functions DescribeExecution, GetExecutionHistory.
 #[async_trait]
 pub trait Executions: Send + Sync {
     /// False when the execution ended (any status) or does not exist.
     async fn is_running(&self, execution_arn: &str) -> Result<bool>;
+    /// True when the execution published a notice: its history holds a succeeded `sns:publish`
+    /// task (every notice of the state machine goes out through one). False if it does not exist.
+    async fn notice_sent(&self, execution_arn: &str) -> Result<bool>;
 }
 
 /// SNS Publish.

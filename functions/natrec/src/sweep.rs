@@ -1,11 +1,18 @@
 //! The orphan sweeper: deletes recorder flow logs that no running recording owns — executions
 //! stopped by hand, cut short by a stack update, or past their expiry tag — releases their
 //! locks and tells the user, once per recording.
+//!
+//! It also makes sure no execution ends without a notice: `States.ALL` catches neither
+//! `States.Runtime` nor `States.DataLimitExceeded` (Step Functions developer guide, "Error
+//! handling in Step Functions workflows"), and a Notify state can fail after its retries. The
+//! execution status change rule calls the sweeper for every execution that ends FAILED, ABORTED
+//! or TIMED_OUT ([`after_execution_ended`]); one that published no notice gets one from here.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::error::Result;
@@ -38,6 +45,69 @@ pub struct SweepReport {
     /// Locks of executions no longer running, with no flow log left (cleanup failed after
     /// deleting them): released so the NAT can be recorded again before the lock's TTL.
     pub stale_locks_released: Vec<String>,
+    /// Executions that ended without sending their notice, told by the sweeper.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub told_unnotified: Vec<String>,
+}
+
+/// An execution of the recorder that ended abnormally, from EventBridge's "Step Functions
+/// Execution Status Change" event (detail: executionArn, status, error, cause, input, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedExecution {
+    pub execution_arn: String,
+    /// FAILED, ABORTED or TIMED_OUT.
+    pub status: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// From the execution's input (the alarm event), when the event carries it.
+    pub nat_id: Option<String>,
+}
+
+impl EndedExecution {
+    /// `Some` for a status change event of an execution that ended other than SUCCEEDED.
+    pub fn from_event(event: &Value) -> Option<Self> {
+        if event.get("source").and_then(Value::as_str) != Some("aws.states")
+            || event.get("detail-type").and_then(Value::as_str) != Some("Step Functions Execution Status Change")
+        {
+            return None;
+        }
+        let detail = event.get("detail")?;
+        let text = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_string);
+        let status = text("status")?;
+        if !matches!(status.as_str(), "FAILED" | "ABORTED" | "TIMED_OUT") {
+            return None;
+        }
+        let nat_id = text("input")
+            .and_then(|i| serde_json::from_str::<Value>(&i).ok())
+            .and_then(|input| crate::event::AlarmEvent::from_value(input).ok())
+            .map(|alarm| alarm.nat_id.to_string());
+        Some(Self {
+            execution_arn: text("executionArn")?,
+            status,
+            error: text("error").filter(|e| !e.is_empty()),
+            cause: text("cause").filter(|c| !c.is_empty()),
+            nat_id,
+        })
+    }
+
+    fn what_happened(&self) -> String {
+        const MAX_CAUSE_CHARS: usize = 1_000; // a Step Functions cause can be 32,768 characters
+        let mut cause: String = self
+            .cause
+            .as_deref()
+            .unwrap_or("no cause given")
+            .chars()
+            .take(MAX_CAUSE_CHARS)
+            .collect();
+        if self.cause.as_ref().is_some_and(|c| c.chars().count() > MAX_CAUSE_CHARS) {
+            cause.push_str(" [...]");
+        }
+        format!(
+            "The execution ended {} ({}: {cause}).",
+            self.status,
+            self.error.as_deref().unwrap_or("no error given")
+        )
+    }
 }
 
 fn expired(fl: &TaggedFlowLog, now: DateTime<Utc>) -> bool {
@@ -52,6 +122,79 @@ pub async fn sweep(
     stack_name: &str,
     now: DateTime<Utc>,
     everything: bool,
+    flow_logs: &impl FlowLogs,
+    executions: &impl Executions,
+    store: &impl RecordingStore,
+    notifier: &impl Notifier,
+) -> Result<SweepReport> {
+    sweep_with(
+        stack_name, now, everything, None, flow_logs, executions, store, notifier,
+    )
+    .await
+}
+
+/// An execution ended FAILED, ABORTED or TIMED_OUT: sweeps (its flow logs, if any are left, get
+/// one notice that says how it ended), then, if it left none and its history shows no notice
+/// published, tells the user that it ended without one. An execution that sent its notice (a
+/// failure notice before its `Fail` state, a report before a later failure) gets no second one.
+#[allow(clippy::too_many_arguments)]
+pub async fn after_execution_ended(
+    stack_name: &str,
+    now: DateTime<Utc>,
+    ended: &EndedExecution,
+    flow_logs: &impl FlowLogs,
+    executions: &impl Executions,
+    store: &impl RecordingStore,
+    notifier: &impl Notifier,
+) -> Result<SweepReport> {
+    let mut report = sweep_with(
+        stack_name,
+        now,
+        false,
+        Some(ended),
+        flow_logs,
+        executions,
+        store,
+        notifier,
+    )
+    .await?;
+    let arn = &ended.execution_arn;
+    if report.swept.iter().any(|s| &s.execution == arn) || executions.notice_sent(arn).await? {
+        return Ok(report);
+    }
+    let nat = ended.nat_id.clone().unwrap_or_else(|| "a NAT Gateway".into());
+    let lock = if ended
+        .nat_id
+        .as_ref()
+        .is_some_and(|n| report.stale_locks_released.contains(n))
+    {
+        "its lock was still held: released now"
+    } else {
+        "no lock held"
+    };
+    let subject = format!("NAT spike recording of {nat} {} without its notice", ended.status);
+    let message = format!(
+        "A recording of {nat} ended before it could send its notice, so the sweeper sends this one.\n\n\
+         {}\n\n\
+         Flow logs: none of this execution is left (checked by its tag natrec:execution). Lock: {lock}.\n\
+         Its report, if any, was not sent: the records that were delivered stay in the stack's flow-log \
+         group; analyse them with natflow analyze --log-group (see README). The execution's history in \
+         the Step Functions console shows which state failed.\n\n\
+         Stack: {stack_name}. Execution: {arn}\n",
+        ended.what_happened()
+    );
+    notifier.publish(&subject, &message).await?;
+    info!(execution = %arn, status = %ended.status, "told an execution that ended without its notice");
+    report.told_unnotified.push(arn.clone());
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sweep_with(
+    stack_name: &str,
+    now: DateTime<Utc>,
+    everything: bool,
+    ended: Option<&EndedExecution>,
     flow_logs: &impl FlowLogs,
     executions: &impl Executions,
     store: &impl RecordingStore,
@@ -90,8 +233,12 @@ pub async fn sweep(
             SweepReason::Expired => "it was past its expiry time (natrec:expires-at), or the stack is being deleted",
         };
         let subject = format!("NAT spike recording of {nat} ended by the sweeper");
+        let how = ended
+            .filter(|e| e.execution_arn == execution)
+            .map(|e| format!("{}\n\n", e.what_happened()))
+            .unwrap_or_default();
         let message = format!(
-            "Flow logs of a recording of {nat} were still active although {why}.\n\n\
+            "Flow logs of a recording of {nat} were still active although {why}.\n\n{how}\
              Deleted flow logs: {}\nLock released: {}\n\nStack: {stack_name}. Execution: {execution}\n",
             ids.join(", "),
             if lock_released { "yes" } else { "no lock was held" },

@@ -89,7 +89,8 @@ async fn expired_flow_logs_go_even_if_the_execution_still_runs() {
         .await
         .unwrap();
     execs.running.lock().unwrap().push("exec-1".into());
-    let later = now + Duration::seconds(900 + 3600 + 1);
+    // Past natrec:expires-at: the alarm's state time + RecordingTime + the lock's grace, well beyond.
+    let later = now + Duration::seconds(900 + 2 * 3600);
     let report = sweep("natrec-test", later, false, &ec2, &execs, &store, &notifier)
         .await
         .unwrap();
@@ -136,4 +137,159 @@ async fn a_lock_left_by_an_ended_execution_is_released_without_a_notice() {
     assert_eq!(report.stale_locks_released, [NAT]);
     assert!(store.items.lock().unwrap()[NAT].execution.is_none());
     assert!(notifier.sent.lock().unwrap().is_empty());
+}
+
+// --- Executions that end without their notice (issue 9, item 7) ----------------------------------
+//
+// Step Functions developer guide, "Error handling in Step Functions workflows": States.ALL catches
+// neither States.Runtime nor the terminal States.DataLimitExceeded, so such an execution ends FAILED
+// without reaching a Notify state. EventBridge then sends "Step Functions Execution Status Change"
+// (EventBridge events reference, aws.states) with detail.status FAILED, error, cause and the input.
+
+use natrec::sweep::{after_execution_ended, EndedExecution};
+
+const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:natrec-6c7d1f40:exec-1";
+
+/// A status change event as EventBridge delivers it, the execution's input being the alarm event.
+fn status_event(status: &str, error: &str, cause: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "account": "123456789012", "time": "2026-11-25T09:20:00Z", "region": "us-east-1",
+        "resources": [EXEC],
+        "detail": {
+            "executionArn": EXEC, "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:natrec-6c7d1f40",
+            "name": "exec-1", "status": status, "startDate": 1_764_061_200_000_i64, "stopDate": 1_764_062_400_000_i64,
+            "input": fixture().to_string(), "inputDetails": {"included": true},
+            "output": null, "outputDetails": null, "error": error, "cause": cause
+        }
+    })
+}
+
+#[test]
+fn status_change_events_of_abnormal_ends_are_recognised_with_their_nat() {
+    let e = EndedExecution::from_event(&status_event("FAILED", "States.DataLimitExceeded", "too big")).unwrap();
+    assert_eq!(e.execution_arn, EXEC);
+    assert_eq!(e.status, "FAILED");
+    assert_eq!(e.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(e.nat_id.as_deref(), Some(NAT));
+    assert!(EndedExecution::from_event(&status_event("SUCCEEDED", "", "")).is_none());
+    assert!(
+        EndedExecution::from_event(&serde_json::json!({})).is_none(),
+        "the schedule's event"
+    );
+    let mut no_input = status_event("ABORTED", "", "");
+    no_input["detail"]["input"] = serde_json::Value::Null;
+    let e = EndedExecution::from_event(&no_input).unwrap();
+    assert_eq!((e.nat_id, e.error), (None, None));
+}
+
+#[tokio::test]
+async fn an_execution_that_failed_after_its_cleanup_but_before_its_notice_is_told_once() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 20, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    // The recording ran and was cleaned up (flow logs deleted, lock released), then BuildReport's
+    // output blew the payload limit: FAILED, no Notify state reached, no sns:publish in its history.
+    start(fixture(), EXEC, now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    let ids = ec2.active();
+    natrec::ports::FlowLogs::delete(&ec2, &ids).await.unwrap();
+    let nat = NatGatewayId::parse(NAT).unwrap();
+    natrec::ports::RecordingStore::release(&store, &nat, EXEC)
+        .await
+        .unwrap();
+
+    let cause = "The state/task 'BuildReport' returned a result with a size exceeding the maximum number of bytes service limit.";
+    let ended = EndedExecution::from_event(&status_event("FAILED", "States.DataLimitExceeded", cause)).unwrap();
+    let report = after_execution_ended("natrec-test", now, &ended, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert_eq!(report.told_unnotified, [EXEC]);
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (subject, message) = &sent[0];
+    assert_eq!(
+        subject,
+        &format!("NAT spike recording of {NAT} FAILED without its notice")
+    );
+    assert!(subject.len() < 100, "SNS: Subject must be shorter than 100 characters");
+    assert!(
+        message.contains("ended FAILED (States.DataLimitExceeded: The state/task 'BuildReport'"),
+        "{message}"
+    );
+    assert!(
+        message.contains(EXEC) && message.contains("none of this execution is left"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_execution_that_sent_its_notice_before_failing_gets_no_second_one() {
+    // RecordingFailed / CleanupFailed: the failure notice went out (sns:publish succeeded), then
+    // the Fail state ended the execution FAILED, which also triggers the sweeper.
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 20, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    execs.notified.lock().unwrap().push(EXEC.into());
+    let ended = EndedExecution::from_event(&status_event("FAILED", "RecordingFailed", "cleaned up")).unwrap();
+    let report = after_execution_ended("natrec-test", now, &ended, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert!(report.told_unnotified.is_empty());
+    assert!(notifier.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_aborted_recording_with_flow_logs_left_gets_one_notice_saying_how_it_ended() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    start(fixture(), EXEC, now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    let ended = EndedExecution::from_event(&status_event("ABORTED", "", "")).unwrap();
+    let report = after_execution_ended("natrec-test", now, &ended, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert_eq!(report.swept.len(), 1);
+    assert!(ec2.active().is_empty());
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "the sweep's notice is the execution's notice: {sent:?}");
+    assert!(sent[0].1.contains("The execution ended ABORTED"), "{}", sent[0].1);
+}
+
+#[tokio::test]
+async fn a_long_cause_is_cut_in_the_notice() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    let cause = "é".repeat(32_768); // Step Functions causes go up to 32,768 characters
+    let ended = EndedExecution::from_event(&status_event("FAILED", "States.Runtime", &cause)).unwrap();
+    after_execution_ended("natrec-test", now, &ended, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert!(
+        sent[0].1.len() < 4_000 && sent[0].1.contains("[...]"),
+        "{}",
+        sent[0].1.len()
+    );
 }

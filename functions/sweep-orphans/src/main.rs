@@ -4,7 +4,7 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use natrec::adapters::{dynamodb::DynamoStore, ec2::Ec2, sfn::StepFunctions, sns::Sns};
-use natrec::sweep::{self, SweepReport};
+use natrec::sweep::{self, EndedExecution, SweepReport};
 use natrec::{env, RecorderError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -52,8 +52,20 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, RecorderE
     if let Ok(cr) = serde_json::from_value::<CustomResource>(event.payload.clone()) {
         return on_stack_event(app, cr).await;
     }
-    let report = app.sweep(false).await?;
-    info!(checked = report.checked, swept = report.swept.len(), "sweep done");
+    // The execution status change rule: an execution ended FAILED, ABORTED or TIMED_OUT.
+    let report = match EndedExecution::from_event(&event.payload) {
+        Some(ended) => {
+            let (e, s, n, st) = (&app.ec2, &app.executions, &app.notifier, &app.store);
+            sweep::after_execution_ended(&app.stack_name, chrono::Utc::now(), &ended, e, s, st, n).await?
+        }
+        None => app.sweep(false).await?,
+    };
+    info!(
+        checked = report.checked,
+        swept = report.swept.len(),
+        told = report.told_unnotified.len(),
+        "sweep done"
+    );
     Ok(serde_json::to_value(report).unwrap_or_default())
 }
 

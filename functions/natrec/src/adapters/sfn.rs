@@ -1,4 +1,5 @@
-//! Step Functions adapter: delivers the stop to a parked `.waitForTaskToken` task.
+//! Step Functions adapter: delivers the stop to a parked `.waitForTaskToken` task; tells the
+//! sweeper whether an execution runs and whether it sent its notice.
 
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
@@ -58,4 +59,40 @@ impl crate::ports::Executions for StepFunctions {
             Err(e) => Err(RecorderError::from_sdk("Step Functions", "DescribeExecution", &e)),
         }
     }
+
+    /// Step Functions API reference, GetExecutionHistory: paginated (`nextToken`, at most 1,000
+    /// events a page), `reverseOrder` lists the latest events first (a notice is sent near the
+    /// end), `includeExecutionData` false leaves out inputs and outputs (they can be large). A
+    /// notice is an `sns:publish` task of the state machine: a `TaskSucceeded` event whose
+    /// `resourceType` is "sns" and `resource` "publish" (HistoryEvent, TaskSucceededEventDetails).
+    async fn notice_sent(&self, execution_arn: &str) -> Result<bool> {
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .reverse_order(true)
+            .include_execution_data(false)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if service_code(&e) == Some("ExecutionDoesNotExist") => return Ok(false),
+                Err(e) => return Err(RecorderError::from_sdk("Step Functions", "GetExecutionHistory", &e)),
+            };
+            if page.events().iter().any(is_notice_published) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A succeeded `arn:aws:states:::sns:publish` task.
+pub fn is_notice_published(event: &aws_sdk_sfn::types::HistoryEvent) -> bool {
+    event.r#type() == &aws_sdk_sfn::types::HistoryEventType::TaskSucceeded
+        && event
+            .task_succeeded_event_details()
+            .is_some_and(|d| d.resource_type() == "sns" && d.resource() == "publish")
 }

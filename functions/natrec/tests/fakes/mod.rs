@@ -238,12 +238,17 @@ impl NatMetrics for FakeMetrics {
 #[derive(Default)]
 pub struct FakeExecutions {
     pub running: Mutex<Vec<String>>,
+    /// Executions whose history holds a succeeded sns:publish task.
+    pub notified: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Executions for FakeExecutions {
     async fn is_running(&self, arn: &str) -> Result<bool> {
         Ok(self.running.lock().unwrap().iter().any(|r| r == arn))
+    }
+    async fn notice_sent(&self, arn: &str) -> Result<bool> {
+        Ok(self.notified.lock().unwrap().iter().any(|r| r == arn))
     }
 }
 
