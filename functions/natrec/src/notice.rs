@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nat::NatGatewayId;
 use crate::ports::NatBytes;
-use crate::recording::{Ending, FinishSettings, Recording, StepError, TAG_EXECUTION};
+use crate::recording::{Delivery, Ending, FinishSettings, Recording, StepError, TAG_EXECUTION};
 
 /// The saved top-talkers query, compiled in from `queries/` so the email's command and the
 /// deployed query definition are the same text.
@@ -21,13 +21,88 @@ pub struct Notice {
     pub message: String,
 }
 
-/// SNS email subjects are limited to 100 characters.
-fn subject(s: String) -> String {
-    if s.chars().count() <= 100 {
-        s
-    } else {
-        s.chars().take(99).collect::<String>() + "…"
+/// SNS API reference, Publish, `Subject`: "must be ASCII text that begins with a letter,
+/// number, or punctuation mark; must not include line breaks or control characters; and must be
+/// less than 100 characters long" (newer revisions say UTF-8; SNS replaces a subject with
+/// non-ASCII or control characters, so ASCII is the safe side). Longest subject we send.
+pub const MAX_SUBJECT: usize = 99;
+
+/// A subject SNS accepts: control characters and line breaks become spaces, other non-ASCII
+/// characters `?`, runs of spaces collapse, and a subject over `MAX_SUBJECT` characters is cut
+/// (at a word boundary if one is near the end) with "..." (subjects put the NAT ID first, so the cut takes the detail).
+pub fn subject(s: impl AsRef<str>) -> String {
+    let mut out = String::with_capacity(MAX_SUBJECT);
+    for c in s.as_ref().chars() {
+        let c = match c {
+            c if c.is_ascii_graphic() => c,
+            c if c.is_whitespace() || c.is_control() => ' ',
+            _ => '?',
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
     }
+    let mut out = out.trim_end().to_string();
+    if out.is_empty() {
+        return "NAT spike recorder notice".into();
+    }
+    if out.len() > MAX_SUBJECT {
+        out.truncate(MAX_SUBJECT - 3);
+        if let Some(space) = out.rfind(' ').filter(|&i| i + 16 >= MAX_SUBJECT) {
+            out.truncate(space);
+        }
+        out = out.trim_end_matches([' ', ',', ';', ':', '(']).to_string() + "...";
+    }
+    out
+}
+
+/// What the documentation says a `DeliverLogsErrorMessage` means (EC2 API reference, FlowLog).
+fn delivery_error_meaning(error: &str) -> &'static str {
+    match error {
+        "Access error" => {
+            "the flow log's IAM role may not publish to CloudWatch Logs: check the stack's FlowLogDeliveryRole"
+        }
+        "Rate limited" => "CloudWatch Logs throttled the delivery, or the account reached its limit of log groups",
+        "Unknown error" => "an internal error of the flow-log service",
+        _ => "see DeliverLogsErrorMessage in the VPC Flow Logs documentation",
+    }
+}
+
+/// The notice's lines about delivery: a warning at the top (empty when delivery succeeded)
+/// and the "Delivery:" line.
+fn delivery_lines(d: &Delivery) -> (String, String) {
+    if d.failed.is_empty() {
+        let line = if d.checked == 0 {
+            "no flow log was found to check".to_string()
+        } else {
+            "no failure reported by the flow logs (DeliverLogsStatus at the end of the recording)".to_string()
+        };
+        return (String::new(), line);
+    }
+    let mut errors: Vec<&str> = d.failed.iter().map(|f| f.error.as_str()).collect();
+    errors.sort();
+    errors.dedup();
+    let why: Vec<String> = errors
+        .iter()
+        .map(|e| format!("\"{e}\" ({})", delivery_error_meaning(e)))
+        .collect();
+    let ids: Vec<&str> = d.failed.iter().map(|f| f.flow_log_id.as_str()).collect();
+    let all = d.failed.len() >= d.checked;
+    let warning = format!(
+        "FLOW-LOG RECORDS WERE NOT DELIVERED: {} of the recording's {} flow log(s) reported DeliverLogsStatus \
+         FAILED: {}. {} in the log group; an empty or small traffic report does not mean the NAT was quiet.\n\n",
+        d.failed.len(),
+        d.checked,
+        why.join("; "),
+        if all {
+            "Records of this recording are missing"
+        } else {
+            "Records of those interfaces are missing"
+        },
+    );
+    let line = format!("FAILED for {} ({})", ids.join(", "), errors.join(", "));
+    (warning, line)
 }
 
 /// A query on one line without its comments, for a shell command.
@@ -55,6 +130,7 @@ pub struct RecordingFacts<'a> {
     pub ending: Ending,
     pub ended_at: DateTime<Utc>,
     pub traffic: Option<NatBytes>,
+    pub delivery: &'a Delivery,
 }
 
 pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
@@ -80,8 +156,9 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
     };
     let start_s = r.started_at.timestamp();
     let end_s = f.ended_at.timestamp() + DELIVERY_DELAY_S;
+    let (warning, delivery) = delivery_lines(f.delivery);
     let message = format!(
-        "Flow logs were recorded while NAT Gateway {nat} was above its traffic threshold.\n\
+        "{warning}Flow logs were recorded while NAT Gateway {nat} was above its traffic threshold.\n\
          \n\
          NAT Gateway:  {nat}\n\
          VPC:          {vpc}\n\
@@ -91,6 +168,7 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
          Stopped:      {why}\n\
          NAT traffic:  {traffic}\n\
          Flow logs:    {flow_logs} (deleted; the records stay in the log group)\n\
+         Delivery:     {delivery}\n\
          \n\
          Log group:    {log_group}\n\
          Console:      {console}\n\
@@ -123,9 +201,14 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
         Ending::TimeLimit => "time limit",
         Ending::Failed => "failed",
     };
+    let undelivered = if f.delivery.failed.is_empty() {
+        ""
+    } else {
+        ", records NOT delivered"
+    };
     Notice {
         subject: subject(format!(
-            "NAT spike recorded: {} ({minutes:.0} min, {why_short})",
+            "NAT spike recorded: {} ({minutes:.0} min, {why_short}{undelivered})",
             r.nat_id
         )),
         message,
@@ -139,6 +222,7 @@ pub struct FailureFacts<'a> {
     pub error: Option<&'a StepError>,
     pub deleted_flow_logs: &'a [String],
     pub lock_released: bool,
+    pub delivery: &'a Delivery,
 }
 
 pub fn failed(f: &FailureFacts<'_>) -> Notice {
@@ -163,8 +247,9 @@ pub fn failed(f: &FailureFacts<'_>) -> Notice {
     } else {
         "no recording lock was held"
     };
+    let (warning, _) = delivery_lines(f.delivery);
     let message = format!(
-        "A recording of {nat} failed. Nothing of it is left running.\n\
+        "{warning}A recording of {nat} failed. Nothing of it is left running.\n\
          \n\
          What failed:  {kind}: {what}\n\
          Cleanup:      {deleted}; {lock}.\n\

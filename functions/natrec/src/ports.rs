@@ -26,10 +26,14 @@ pub struct FlowLogRequest {
     pub tags: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TaggedFlowLog {
     pub id: String,
     pub tags: std::collections::BTreeMap<String, String>,
+    /// DescribeFlowLogs `DeliverLogsStatus`: SUCCESS | FAILED (None when not reported).
+    pub deliver_logs_status: Option<String>,
+    /// DescribeFlowLogs `DeliverLogsErrorMessage`: "Access error", "Rate limited", "Unknown error".
+    pub deliver_logs_error: Option<String>,
 }
 
 /// EC2 Create/Describe/DeleteFlowLogs.
@@ -39,6 +43,8 @@ pub trait FlowLogs: Send + Sync {
     async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>>;
     /// The flow logs carrying tag `key` = `value`, with all their tags.
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>>;
+    /// Those of `ids` that still exist (DescribeFlowLogs), with their tags and delivery status.
+    async fn existing(&self, ids: &[String]) -> Result<Vec<TaggedFlowLog>>;
     /// Deletes flow logs; ones that are already gone count as deleted.
     async fn delete(&self, ids: &[String]) -> Result<()>;
 }

@@ -158,6 +158,14 @@ fn state_time_ms(event: &AlarmEvent) -> i64 {
         .timestamp_millis()
 }
 
+/// `natrec:expires-at` of a recording's flow logs: the alarm's state time (whole seconds) +
+/// the recording time + `LOCK_GRACE_S`. Fixed for the execution (see `start`).
+pub fn flow_log_expiry(event: &AlarmEvent, recording_time_s: u32) -> DateTime<Utc> {
+    let alarm_s = state_time_ms(event).div_euclid(1000);
+    let at = alarm_s + i64::from(recording_time_s) + LOCK_GRACE_S;
+    Utc.timestamp_opt(at, 0).single().unwrap_or(event.time)
+}
+
 /// CloudWatch writes state timestamps as `2019-10-02T17:20:48.551+0000`.
 pub fn parse_alarm_timestamp(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -254,7 +262,12 @@ pub async fn start(
         }
     }
 
-    let expires = Utc.timestamp_opt(expires_at_s, 0).single().unwrap_or(now);
+    // Every CreateFlowLogs parameter, tags included, must be the same in every attempt of this
+    // execution: EC2 "Ensuring idempotency" (ClientToken): a retry with the same token and other
+    // parameters fails with IdempotentParameterMismatch instead of returning the flow logs of the
+    // first attempt. So the expiry derives from the alarm's state timestamp (fixed in the
+    // execution's input), never from the clock of this attempt.
+    let expires = flow_log_expiry(&event, settings.recording_time_s);
     let request = FlowLogRequest {
         target: nat.flow_log_target(),
         log_group: settings.log_group.clone(),
@@ -402,6 +415,8 @@ pub struct Finished {
     pub ended_at: DateTime<Utc>,
     pub deleted_flow_logs: Vec<String>,
     pub lock_released: bool,
+    /// Delivery status of the flow logs at the end of the recording.
+    pub delivery: Delivery,
     pub subject: String,
     pub message: String,
 }
@@ -435,22 +450,29 @@ pub async fn finish(
         (None, None) => Ending::Failed,
     };
 
-    // Reconcile by tag: every flow log of this execution, not only the IDs passed along.
-    let mut ids: Vec<String> = flow_logs
-        .find_tagged(TAG_EXECUTION, &input.execution)
-        .await?
-        .into_iter()
-        .map(|f| f.id)
+    // Reconcile by tag: every flow log of this execution, not only the IDs passed along; and
+    // of the IDs passed along only those DescribeFlowLogs still returns (a retried finish finds
+    // them gone). Their delivery status is read here, while they still exist.
+    let mut found = flow_logs.find_tagged(TAG_EXECUTION, &input.execution).await?;
+    let untagged: Vec<String> = recording
+        .iter()
+        .flat_map(|r| r.flow_log_ids.iter())
+        .filter(|id| !found.iter().any(|f| &f.id == *id))
+        .cloned()
         .collect();
-    for id in recording.iter().flat_map(|r| r.flow_log_ids.iter()) {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
+    if !untagged.is_empty() {
+        found.extend(flow_logs.existing(&untagged).await?);
     }
+    let delivery = Delivery::of(&found);
+    if !delivery.failed.is_empty() {
+        warn!(failed = ?delivery.failed, "flow-log delivery failed");
+    }
+    delete_existing(flow_logs, &found).await?;
+    // Every flow log of this execution is gone now: the ones deleted here, and IDs passed along
+    // that an earlier attempt (or the sweeper) deleted.
+    let mut ids: Vec<String> = found.iter().map(|f| f.id.clone()).chain(untagged).collect();
     ids.sort();
-    if !ids.is_empty() {
-        flow_logs.delete(&ids).await?;
-    }
+    ids.dedup();
     let lock_released = match &nat_id {
         Some(nat) => store.release(nat, &input.execution).await?,
         None => false,
@@ -480,6 +502,7 @@ pub async fn finish(
             error: error.as_ref(),
             deleted_flow_logs: &ids,
             lock_released,
+            delivery: &delivery,
         }),
         (ending, Some(r)) => notice::recorded(&notice::RecordingFacts {
             settings,
@@ -487,6 +510,7 @@ pub async fn finish(
             ending: ending.clone(),
             ended_at: now,
             traffic,
+            delivery: &delivery,
         }),
     };
     Ok(Finished {
@@ -494,7 +518,72 @@ pub async fn finish(
         ended_at: now,
         deleted_flow_logs: ids,
         lock_released,
+        delivery,
         subject: n.subject,
         message: n.message,
     })
+}
+
+/// The delivery status of a recording's flow logs, read (DescribeFlowLogs) at the end of the
+/// recording, before they are deleted. EC2 API reference, FlowLog: `DeliverLogsStatus`
+/// SUCCESS | FAILED; `DeliverLogsErrorMessage` "Rate limited", "Access error", "Unknown error".
+/// A flow log whose delivery fails is still created and ACTIVE: only this status tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Flow logs whose status was read.
+    pub checked: usize,
+    /// Flow logs reporting FAILED, with the service's error message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedDelivery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedDelivery {
+    pub flow_log_id: String,
+    pub error: String,
+}
+
+impl Delivery {
+    pub fn of(flow_logs: &[TaggedFlowLog]) -> Self {
+        Self {
+            checked: flow_logs.len(),
+            failed: flow_logs
+                .iter()
+                .filter(|f| f.deliver_logs_status.as_deref() == Some("FAILED"))
+                .map(|f| FailedDelivery {
+                    flow_log_id: f.id.clone(),
+                    error: f
+                        .deliver_logs_error
+                        .clone()
+                        .unwrap_or_else(|| "no error message".into()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Deletes the flow logs that DescribeFlowLogs returned. Deleting an ID that no longer exists
+/// is answered `InvalidFlowLogId.NotFound`, or `UnauthorizedOperation` when the grant is
+/// conditioned on the flow log's tag (IAM cannot match the tag of a resource that is gone): so
+/// when the delete fails, the flow logs are looked up again, and if none is left (the sweeper or
+/// an earlier attempt deleted them meanwhile) the deletion has happened.
+pub async fn delete_existing(flow_logs: &impl FlowLogs, found: &[TaggedFlowLog]) -> Result<()> {
+    let ids: Vec<String> = found.iter().map(|f| f.id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    match flow_logs.delete(&ids).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let left: Vec<String> = flow_logs.existing(&ids).await?.into_iter().map(|f| f.id).collect();
+            if left.is_empty() {
+                info!(flow_logs = ?ids, error = %e, "the flow logs were already gone");
+                Ok(())
+            } else if left.len() < ids.len() {
+                flow_logs.delete(&left).await
+            } else {
+                Err(e)
+            }
+        }
+    }
 }

@@ -148,7 +148,13 @@ async fn start_records_every_interface_with_the_full_format_and_tags() {
     assert_eq!(tag(TAG_EXECUTION), EXEC);
     assert_eq!(tag(TAG_NAT), NAT);
     assert_eq!(tag(TAG_STACK), "natrec-test");
-    assert_eq!(tag(TAG_EXPIRES), "2026-11-25T10:16:12Z", "recording time + grace");
+    // The alarm's state time (09:01:10.123, in the event) + recording time + grace: fixed for
+    // the execution, whatever the clock of the attempt says.
+    assert_eq!(
+        tag(TAG_EXPIRES),
+        "2026-11-25T10:16:10Z",
+        "alarm time + recording time + grace"
+    );
     assert_eq!(req.client_token, client_token(EXEC));
     assert!(req.client_token.len() <= 64);
     assert_ne!(client_token(EXEC), client_token("other"));
@@ -588,4 +594,287 @@ async fn a_start_replayed_after_its_recording_ended_does_not_take_the_lock_again
     let replay = started(&ec2, &store).await;
     assert_eq!(replay.status, StartStatus::AlreadyRecording);
     assert!(store.items.lock().unwrap()[NAT].execution.is_none());
+}
+
+fn finish_input(state: Value) -> FinishInput {
+    FinishInput {
+        execution: EXEC.into(),
+        state,
+    }
+}
+
+/// CreateFlowLogs answered by a timeout after it created the flow logs, which DescribeFlowLogs
+/// does not list yet (eventual consistency): the retry, a minute later by the clock, must send
+/// exactly the same parameters with its ClientToken, or EC2 answers IdempotentParameterMismatch.
+#[tokio::test]
+async fn a_start_retried_after_a_lost_answer_sends_identical_parameters_and_gets_the_same_flow_logs() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0bbb", "eni-0aaa"]));
+    let store = FakeStore::default();
+    *ec2.lose_next_create_answer.lock().unwrap() = true;
+    let first = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(first.error_type(), "Transient", "retried by the state machine");
+    let later = now() + chrono::Duration::seconds(75);
+    let retry = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        later,
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry.status, StartStatus::Recording);
+    assert_eq!(
+        ec2.active(),
+        retry.flow_log_ids,
+        "the first attempt's flow logs, no duplicates"
+    );
+    assert_eq!(ec2.active().len(), 2);
+    assert_eq!(store.started.lock().unwrap()[NAT], 1, "counted once");
+}
+
+#[tokio::test]
+async fn the_fake_enforces_client_token_semantics() {
+    use natrec::ports::FlowLogs;
+    let ec2 = FakeEc2::default();
+    let req = natrec::ports::FlowLogRequest {
+        target: FlowLogTarget::Interfaces(vec!["eni-0aaa".into()]),
+        log_group: "g".into(),
+        delivery_role_arn: "r".into(),
+        log_format: "f".into(),
+        max_aggregation_seconds: 60,
+        client_token: "t".into(),
+        tags: vec![("k".into(), "1".into())],
+    };
+    let ids = ec2.create(&req).await.unwrap();
+    assert_eq!(
+        ec2.create(&req).await.unwrap(),
+        ids,
+        "same token, same parameters: same flow logs"
+    );
+    assert_eq!(ec2.active().len(), 1);
+    let mut other = req.clone();
+    other.tags[0].1 = "2".into();
+    let err = ec2.create(&other).await.unwrap_err();
+    assert!(err.to_string().contains("IdempotentParameterMismatch"), "{err}");
+    // Deleting an ID that is gone is refused as a whole, as under a tag-conditioned grant.
+    ec2.delete(&ids).await.unwrap();
+    let err = ec2.delete(&ids).await.unwrap_err();
+    assert!(err.to_string().contains("UnauthorizedOperation"), "{err}");
+}
+
+/// The finish step's answer is lost after it deleted the flow logs (Lambda timeout): its retry
+/// must not delete them again, because AWS answers UnauthorizedOperation for an ID that is gone
+/// under the tag-conditioned grant, and that is not retried: the recording would end in
+/// "CLEANUP FAILED" although everything was cleaned up.
+#[tokio::test]
+async fn a_retried_finish_deletes_only_what_still_exists() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let first = finish(
+        finish_input(state.clone()),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.deleted_flow_logs.len(), 2);
+    let retry = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry.ending, Ending::AlarmOk);
+    assert_eq!(
+        retry.deleted_flow_logs, first.deleted_flow_logs,
+        "all gone, none deleted twice"
+    );
+    assert_eq!(ec2.delete_calls.lock().unwrap().len(), 1, "the retry deleted nothing");
+    assert!(ec2.active().is_empty());
+}
+
+/// Another deleter (the sweeper) removes a flow log between the finish step's DescribeFlowLogs
+/// and its DeleteFlowLogs: the refused delete is checked against what still exists.
+#[tokio::test]
+async fn a_flow_log_deleted_by_someone_else_meanwhile_is_not_a_cleanup_failure() {
+    use natrec::ports::FlowLogs;
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    recorded(&ec2, &store).await;
+    let found = ec2.find_tagged(TAG_EXECUTION, EXEC).await.unwrap();
+    ec2.delete(&[found[0].id.clone()]).await.unwrap();
+    delete_existing(&ec2, &found).await.unwrap();
+    assert!(ec2.active().is_empty());
+    // A real refusal (the flow logs are still there) stays an error.
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    recorded(&ec2, &FakeStore::default()).await;
+    let found = ec2.find_tagged(TAG_EXECUTION, EXEC).await.unwrap();
+    *ec2.fail_delete.lock().unwrap() = Some(natrec::RecorderError::Aws {
+        service: "EC2",
+        operation: "DeleteFlowLogs",
+        message: "UnauthorizedOperation: denied".into(),
+    });
+    assert!(delete_existing(&ec2, &found).await.is_err());
+    assert_eq!(ec2.active().len(), 1);
+}
+
+/// A flow log that failed to deliver (DescribeFlowLogs: DeliverLogsStatus FAILED,
+/// DeliverLogsErrorMessage "Access error") is still deleted, and the notice says the records
+/// were not delivered and why, in the subject and at the top of the message.
+#[tokio::test]
+async fn a_delivery_failure_is_said_in_the_notice_and_the_flow_logs_still_deleted() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let ids = ec2.active();
+    ec2.fail_delivery(&ids[1], "Access error");
+    let done = finish(
+        finish_input(state),
+        now() + chrono::Duration::minutes(5),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert!(ec2.active().is_empty(), "deleted all the same");
+    assert_eq!(done.delivery.checked, 2);
+    assert_eq!(done.delivery.failed.len(), 1);
+    assert_eq!(done.delivery.failed[0].flow_log_id, ids[1]);
+    assert!(done.subject.contains("NOT delivered"), "{}", done.subject);
+    assert!(done.subject.len() < 100 && done.subject.is_ascii());
+    let m = &done.message;
+    assert!(
+        m.starts_with("FLOW-LOG RECORDS WERE NOT DELIVERED: 1 of the recording's 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("\"Access error\"") && m.contains("FlowLogDeliveryRole"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("Delivery:     FAILED for {} (Access error)", ids[1])),
+        "{m}"
+    );
+    // State payloads stay small: the delivery status is two short fields.
+    let json = serde_json::to_string(&done.delivery).unwrap();
+    assert!(json.len() < 200, "{json}");
+
+    // A failure notice says it too.
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["error"] = json!({"Error": "LockLost", "Cause": "lost"});
+    ec2.fail_delivery(&ec2.active()[0], "Rate limited");
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert!(
+        done.message.contains("\"Rate limited\" (CloudWatch Logs throttled"),
+        "{}",
+        done.message
+    );
+}
+
+#[tokio::test]
+async fn a_recording_that_delivered_says_so_without_a_warning() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert!(done.delivery.failed.is_empty() && done.delivery.checked == 1);
+    assert!(!done.subject.contains("delivered"));
+    assert!(done.message.starts_with("Flow logs were recorded"));
+    assert!(done.message.contains("Delivery:     no failure reported"));
+}
+
+/// SNS Publish: the subject must be ASCII without line breaks or control characters and shorter
+/// than 100 characters, or the publish fails (and with it the notice).
+#[test]
+fn every_subject_fits_sns() {
+    use natrec::notice::{self, subject, MAX_SUBJECT};
+    let ok = |s: &str| {
+        assert!(s.len() <= MAX_SUBJECT && s.len() < 100, "{} chars: {s}", s.len());
+        assert!(s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{s:?}");
+        assert!(s.chars().next().is_some_and(|c| c.is_ascii_graphic()), "{s:?}");
+    };
+    let nat_id = NatGatewayId::parse(NAT).unwrap();
+    let long_stack = "s".repeat(128);
+    let kind = format!(
+        "{}\nLine two \u{e9}t\u{e9} \u{2014} {}",
+        "States.TaskFailed".repeat(8),
+        "x".repeat(50)
+    );
+    let error = natrec::recording::StepError {
+        error: kind,
+        cause: None,
+    };
+    let failed = notice::failed(&notice::FailureFacts {
+        stack_name: &long_stack,
+        execution: EXEC,
+        nat_id: Some(&nat_id),
+        error: Some(&error),
+        deleted_flow_logs: &[],
+        lock_released: false,
+        delivery: &Default::default(),
+    });
+    ok(&failed.subject);
+    assert!(failed
+        .subject
+        .starts_with(&format!("NAT spike recording FAILED: {NAT} (States.TaskFailed")));
+    assert!(failed.subject.ends_with("..."), "{}", failed.subject);
+    ok(&notice::limit_reached(&long_stack, &nat_id, 3, 3).subject);
+    for s in [
+        "",
+        "\n\t",
+        &"word ".repeat(40),
+        &"\u{e9}".repeat(120),
+        "  leading spaces",
+    ] {
+        ok(&subject(s));
+    }
+    assert_eq!(subject("a\r\nb\u{e9}"), "a b?");
+    assert_eq!(subject("short one"), "short one", "a fitting subject is left alone");
 }

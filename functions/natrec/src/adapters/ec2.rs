@@ -10,6 +10,15 @@ use crate::error::{service_code, RecorderError, Result};
 use crate::nat::{FlowLogTarget, NatGateway, NatGatewayId};
 use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory, TaggedFlowLog};
 
+/// EC2 API reference, DescribeFlowLogs and DescribeNetworkInterfaces: `MaxResults` 5 to 1,000,
+/// the rest by `NextToken`. DescribeNetworkInterfaces: "We strongly recommend using only
+/// paginated requests. Unpaginated requests are susceptible to throttling and timeouts."
+pub const PAGE_SIZE: i32 = 1000;
+/// EC2 API reference (Filter): at most 200 values in one filter.
+pub const FILTER_VALUES: usize = 200;
+/// DeleteFlowLogs: "Maximum of 1000 flow log IDs."
+pub const DELETE_BATCH: usize = 1000;
+
 #[derive(Clone)]
 pub struct Ec2 {
     client: Client,
@@ -24,6 +33,7 @@ impl Ec2 {
 #[async_trait]
 impl NatDirectory for Ec2 {
     async fn describe(&self, id: &NatGatewayId) -> Result<Option<NatGateway>> {
+        // One NAT by its ID: at most one item, so no page to follow (DescribeNatGateways).
         let out = match self
             .client
             .describe_nat_gateways()
@@ -52,6 +62,10 @@ impl NatDirectory for Ec2 {
                 interfaces.push(eni.to_string());
             }
         }
+        // A fixed order, so that a retried CreateFlowLogs sends the same ResourceIds with its
+        // ClientToken (EC2 "Ensuring idempotency": different parameters, same token =
+        // IdempotentParameterMismatch).
+        interfaces.sort();
         Ok(Some(NatGateway {
             id: id.clone(),
             state: nat
@@ -127,11 +141,44 @@ impl FlowLogs for Ec2 {
             .name(format!("tag:{key}"))
             .values(value)
             .build();
-        let mut ids = Vec::new();
-        let mut pages = self.client.describe_flow_logs().filter(filter).into_paginator().send();
+        self.describe_flow_logs(filter).await
+    }
+
+    async fn existing(&self, ids: &[String]) -> Result<Vec<TaggedFlowLog>> {
+        // By filter, not FlowLogIds: a filter value that matches nothing is no error.
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let filter = aws_sdk_ec2::types::Filter::builder()
+                .name("flow-log-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            out.extend(self.describe_flow_logs(filter).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<()> {
+        for batch in ids.chunks(DELETE_BATCH) {
+            self.delete_batch(batch).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Ec2 {
+    /// Every flow log matching `filter`, every page (DescribeFlowLogs, `MaxResults` 1,000).
+    async fn describe_flow_logs(&self, filter: aws_sdk_ec2::types::Filter) -> Result<Vec<TaggedFlowLog>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_flow_logs()
+            .filter(filter)
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeFlowLogs", &e))?;
-            ids.extend(page.flow_logs().iter().filter_map(|f| {
+            out.extend(page.flow_logs().iter().filter_map(|f| {
                 Some(TaggedFlowLog {
                     id: f.flow_log_id()?.to_string(),
                     tags: f
@@ -139,13 +186,15 @@ impl FlowLogs for Ec2 {
                         .iter()
                         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
                         .collect(),
+                    deliver_logs_status: f.deliver_logs_status().map(str::to_string),
+                    deliver_logs_error: f.deliver_logs_error_message().map(str::to_string),
                 })
             }));
         }
-        Ok(ids)
+        Ok(out)
     }
 
-    async fn delete(&self, ids: &[String]) -> Result<()> {
+    async fn delete_batch(&self, ids: &[String]) -> Result<()> {
         let out = self
             .client
             .delete_flow_logs()
@@ -210,6 +259,7 @@ impl crate::ports::NetworkInventory for Ec2 {
             .client
             .describe_network_interfaces()
             .filters(filter)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

@@ -19,14 +19,35 @@ pub fn transient(op: &'static str) -> RecorderError {
     }
 }
 
+/// EC2 as its documentation describes it:
+/// - CreateFlowLogs with a `ClientToken` ("Ensuring idempotency in Amazon EC2 API requests"): a
+///   retry with the same token and the same parameters returns the flow logs of the first call
+///   and creates nothing; the same token with any other parameter fails with
+///   `IdempotentParameterMismatch`.
+/// - DeleteFlowLogs of an ID that does not exist, under this stack's grant (ec2:DeleteFlowLogs
+///   only with `aws:ResourceTag/natrec:stack`): IAM cannot match the tag of a resource that is
+///   gone, so the whole call is refused with `UnauthorizedOperation` (not
+///   `InvalidFlowLogId.NotFound`), and nothing is deleted.
+/// - DescribeFlowLogs is eventually consistent ("Eventual consistency in the Amazon EC2 API"):
+///   flow logs in `invisible` are not listed yet.
 #[derive(Default)]
 pub struct FakeEc2 {
     pub nats: Mutex<BTreeMap<String, NatGateway>>,
-    /// flow log id -> (request, tags)
+    /// flow log id -> the request that created it
     pub flow_logs: Mutex<BTreeMap<String, FlowLogRequest>>,
+    /// flow log id -> (DeliverLogsStatus, DeliverLogsErrorMessage)
+    pub delivery: Mutex<BTreeMap<String, (String, String)>>,
+    /// ClientToken -> (request, flow log ids)
+    pub tokens: Mutex<BTreeMap<String, (FlowLogRequest, Vec<String>)>>,
+    pub created: Mutex<usize>,
+    pub invisible: Mutex<std::collections::BTreeSet<String>>,
+    /// The next create is applied but its answer is lost (a timeout): and its flow logs are not
+    /// listed by DescribeFlowLogs yet.
+    pub lose_next_create_answer: Mutex<bool>,
     pub fail_create: Mutex<Option<RecorderError>>,
     pub fail_delete: Mutex<Option<RecorderError>>,
     pub deleted: Mutex<Vec<String>>,
+    pub delete_calls: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeEc2 {
@@ -37,6 +58,29 @@ impl FakeEc2 {
     }
     pub fn active(&self) -> Vec<String> {
         self.flow_logs.lock().unwrap().keys().cloned().collect()
+    }
+    /// DescribeFlowLogs reports this flow log's delivery as FAILED with `error`.
+    pub fn fail_delivery(&self, id: &str, error: &str) {
+        self.delivery
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), ("FAILED".into(), error.into()));
+    }
+    fn listed(&self, id: &str, r: &FlowLogRequest) -> TaggedFlowLog {
+        let (status, error) = self
+            .delivery
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .map(|(s, e)| (s, Some(e)))
+            .unwrap_or(("SUCCESS".into(), None));
+        TaggedFlowLog {
+            id: id.to_string(),
+            tags: r.tags.iter().cloned().collect(),
+            deliver_logs_status: Some(status),
+            deliver_logs_error: error,
+        }
     }
 }
 
@@ -53,35 +97,71 @@ impl FlowLogs for FakeEc2 {
         if let Some(e) = self.fail_create.lock().unwrap().take() {
             return Err(e);
         }
+        let mut tokens = self.tokens.lock().unwrap();
+        if let Some((first, ids)) = tokens.get(&req.client_token) {
+            if first != req {
+                return Err(RecorderError::Aws {
+                    service: "EC2",
+                    operation: "CreateFlowLogs",
+                    message: "IdempotentParameterMismatch: the client token was already used with other parameters"
+                        .into(),
+                });
+            }
+            return Ok(ids.clone());
+        }
         let n = match &req.target {
             natrec::nat::FlowLogTarget::Interfaces(enis) => enis.len(),
             natrec::nat::FlowLogTarget::RegionalNatGateway(_) => 1,
         };
         let mut logs = self.flow_logs.lock().unwrap();
-        let ids: Vec<String> = (0..n).map(|i| format!("fl-{:08x}", logs.len() + i)).collect();
+        let mut created = self.created.lock().unwrap();
+        let ids: Vec<String> = (0..n).map(|i| format!("fl-{:08x}", *created + i)).collect();
+        *created += n;
         for id in &ids {
             logs.insert(id.clone(), req.clone());
+        }
+        tokens.insert(req.client_token.clone(), (req.clone(), ids.clone()));
+        if std::mem::take(&mut *self.lose_next_create_answer.lock().unwrap()) {
+            self.invisible.lock().unwrap().extend(ids.iter().cloned());
+            return Err(transient("CreateFlowLogs"));
         }
         Ok(ids)
     }
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {
+        let invisible = self.invisible.lock().unwrap().clone();
         Ok(self
             .flow_logs
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, r)| r.tags.iter().any(|(k, v)| k == key && v == value))
-            .map(|(id, r)| TaggedFlowLog {
-                id: id.clone(),
-                tags: r.tags.iter().cloned().collect(),
-            })
+            .filter(|(id, r)| !invisible.contains(*id) && r.tags.iter().any(|(k, v)| k == key && v == value))
+            .map(|(id, r)| self.listed(id, r))
+            .collect())
+    }
+    async fn existing(&self, ids: &[String]) -> Result<Vec<TaggedFlowLog>> {
+        let invisible = self.invisible.lock().unwrap().clone();
+        Ok(self
+            .flow_logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| ids.contains(id) && !invisible.contains(*id))
+            .map(|(id, r)| self.listed(id, r))
             .collect())
     }
     async fn delete(&self, ids: &[String]) -> Result<()> {
+        self.delete_calls.lock().unwrap().push(ids.to_vec());
         if let Some(e) = self.fail_delete.lock().unwrap().take() {
             return Err(e);
         }
         let mut logs = self.flow_logs.lock().unwrap();
+        if ids.iter().any(|id| !logs.contains_key(id)) {
+            return Err(RecorderError::Aws {
+                service: "EC2",
+                operation: "DeleteFlowLogs",
+                message: "UnauthorizedOperation: You are not authorized to perform this operation.".into(),
+            });
+        }
         for id in ids {
             logs.remove(id);
             self.deleted.lock().unwrap().push(id.clone());
