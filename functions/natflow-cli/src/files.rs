@@ -118,19 +118,164 @@ fn layout(path: &Path, gzip: bool) -> Result<(Option<Format>, bool), CliError> {
     Ok((Format::from_header(body.trim_end()), ts))
 }
 
-fn plan(paths: &[PathBuf]) -> Result<(Vec<Item>, u64), CliError> {
+/// Why a file was skipped, in words (a truncated gzip stream says so).
+fn skip_reason(e: &CliError) -> String {
+    match e {
+        CliError::Gzip { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated: the gzip stream ends early (an incomplete download or copy?)".into()
+        }
+        CliError::Gzip { source, .. } => format!("not valid gzip ({source})"),
+        CliError::Read { source, .. } => format!("cannot read ({source})"),
+        other => other.to_string(),
+    }
+}
+
+/// What the files held, besides the analysis: files skipped and why, files without a record.
+pub struct Outcome {
+    pub analyzer: Analyzer,
+    /// (file, reason)
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files read, with the records and lines found in each.
+    pub files: Vec<(PathBuf, u64, u64)>,
+    /// Directories given that hold no file.
+    pub empty_dirs: Vec<PathBuf>,
+}
+
+impl Outcome {
+    /// For an input without a single record: what was found instead.
+    pub fn describe_nothing(&self, format: &Format) -> String {
+        let mut parts = Vec::new();
+        for d in &self.empty_dirs {
+            parts.push(format!("{}: the directory holds no file", d.display()));
+        }
+        for (path, _, lines) in self.files.iter().take(5) {
+            parts.push(format!("{}: {}", path.display(), describe_file(path, *lines, format)));
+        }
+        for (path, why) in self.skipped.iter().take(5) {
+            parts.push(format!("{}: skipped, {why}", path.display()));
+        }
+        if parts.is_empty() {
+            parts.push("nothing was read".into());
+        }
+        parts.join("; ")
+    }
+
+    /// Warnings for the report: files skipped, files that hold no record.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if !self.skipped.is_empty() {
+            let list: Vec<String> = self
+                .skipped
+                .iter()
+                .take(10)
+                .map(|(p, why)| format!("{} ({why})", p.display()))
+                .collect();
+            w.push(format!(
+                "{} file(s) skipped, the figures leave them out: {}{}",
+                self.skipped.len(),
+                list.join("; "),
+                if self.skipped.len() > 10 { "; ..." } else { "" }
+            ));
+        }
+        let empty: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, records, _)| *records == 0)
+            .map(|(p, _, _)| p.display().to_string())
+            .collect();
+        if !empty.is_empty() {
+            w.push(format!(
+                "{} file(s) hold no flow-log record: {}",
+                empty.len(),
+                empty.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        w
+    }
+}
+
+/// Up to 64 KiB of a file's text (decompressed if gzip).
+fn sample(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let gzip = is_gzip(path).unwrap_or(false);
+    if let Ok(r) = reader(path, gzip) {
+        let _ = r.take(64 << 10).read_to_end(&mut out);
+    }
+    out
+}
+
+/// What a file without a record holds.
+fn describe_file(path: &Path, lines: u64, format: &Format) -> String {
+    describe_bytes(&sample(path), lines, format)
+}
+
+/// What some bytes without a flow-log record are.
+pub fn describe_bytes(b: &[u8], lines: u64, format: &Format) -> String {
+    let text = b
+        .iter()
+        .skip_while(|c| c.is_ascii_whitespace())
+        .copied()
+        .collect::<Vec<u8>>();
+    if b.is_empty() {
+        "it is empty".into()
+    } else if b.starts_with(&[0x1f, 0x8b]) {
+        "gzip-compressed data: decompress it first (zcat FILE | natflow analyze -) or give the file's path".into()
+    } else if text.is_empty() {
+        "only blank lines".into()
+    } else if b.contains(&0) || std::str::from_utf8(&b[..b.len().min(4096)]).is_err() && b.len() < 4096 {
+        "binary data, not text".into()
+    } else if text[0] == b'{' || text[0] == b'[' {
+        "a JSON document, not flow-log records (one record a line, fields separated by spaces)".into()
+    } else {
+        let first =
+            String::from_utf8_lossy(&text[..text.iter().position(|&c| c == b'\n').unwrap_or(text.len()).min(200)])
+                .into_owned();
+        format!(
+            "{lines} line(s), none a record of the {} format ({} fields), e.g. {first:?}; give --fields if the format differs",
+            format.name(),
+            format.len()
+        )
+    }
+}
+
+fn plan(
+    paths: &[PathBuf],
+    skipped: &mut Vec<(PathBuf, String)>,
+    empty_dirs: &mut Vec<PathBuf>,
+) -> Result<(Vec<Item>, u64, Vec<PathBuf>), CliError> {
     let mut files = Vec::new();
-    collect(paths, &mut files)?;
+    for p in paths {
+        let before = files.len();
+        collect(std::slice::from_ref(p), &mut files)?;
+        if files.len() == before && p.is_dir() {
+            empty_dirs.push(p.clone());
+        }
+    }
     let mut items = Vec::new();
     let mut total = 0;
+    let mut read = Vec::new();
     for path in files {
-        let len = std::fs::metadata(&path).map_err(|e| read_err(&path, e))?.len();
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                skipped.push((path.clone(), skip_reason(&read_err(&path, e))));
+                continue;
+            }
+        };
         total += len;
+        read.push(path.clone());
         if len == 0 {
             continue;
         }
-        let gzip = is_gzip(&path)?;
-        let (format, timestamp_prefix) = layout(&path, gzip)?;
+        let probe = is_gzip(&path).and_then(|gzip| layout(&path, gzip).map(|l| (gzip, l)));
+        let (gzip, (format, timestamp_prefix)) = match probe {
+            Ok(v) => v,
+            Err(e) => {
+                read.pop();
+                skipped.push((path.clone(), skip_reason(&e)));
+                continue;
+            }
+        };
         if gzip {
             items.push(Item {
                 path,
@@ -166,10 +311,11 @@ fn plan(paths: &[PathBuf]) -> Result<(Vec<Item>, u64), CliError> {
             start = end;
         }
     }
-    Ok((items, total))
+    Ok((items, total, read))
 }
 
-fn run_item(a: &mut Analyzer, item: &Item, default: &Format, bar: &ProgressBar) -> Result<(), CliError> {
+/// `Ok(Some(reason))`: the file could not be read to its end (what was read before counts).
+fn run_item(a: &mut Analyzer, item: &Item, default: &Format, bar: &ProgressBar) -> Result<Option<String>, CliError> {
     a.set_format(item.format.clone().unwrap_or_else(|| default.clone()))?;
     a.set_timestamp_prefix(item.timestamp_prefix);
     let mut buf = vec![0u8; BUF];
@@ -179,10 +325,17 @@ fn run_item(a: &mut Analyzer, item: &Item, default: &Format, bar: &ProgressBar) 
         let counted = Counting { inner: f, bar };
         let mut r = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted));
         loop {
-            let n = r.read(&mut buf[filled..]).map_err(|source| CliError::Gzip {
-                path: item.path.display().to_string(),
-                source,
-            })?;
+            let n = match r.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(source) => {
+                    // Keep the complete lines read before the damage; drop the cut one.
+                    let e = CliError::Gzip {
+                        path: item.path.display().to_string(),
+                        source,
+                    };
+                    return Ok(Some(skip_reason(&e)));
+                }
+            };
             if n == 0 {
                 break;
             }
@@ -206,12 +359,12 @@ fn run_item(a: &mut Analyzer, item: &Item, default: &Format, bar: &ProgressBar) 
             bar.inc((stop - at) as u64);
             at = stop;
         }
-        return Ok(());
+        return Ok(None);
     }
     if filled > 0 {
         a.feed(&buf[..filled]);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Feeds the complete lines in `buf[..filled]`, keeps the partial last line at the front;
@@ -249,6 +402,7 @@ fn stdin(mut a: Analyzer) -> Result<Analyzer, CliError> {
     let mut buf = vec![0u8; BUF];
     let mut filled = 0;
     let mut input = std::io::stdin().lock();
+    let mut head: Vec<u8> = Vec::new();
     loop {
         let n = input
             .read(&mut buf[filled..])
@@ -256,20 +410,43 @@ fn stdin(mut a: Analyzer) -> Result<Analyzer, CliError> {
         if n == 0 {
             break;
         }
+        if head.len() < 4096 {
+            let take = n.min(4096 - head.len());
+            head.extend_from_slice(&buf[filled..filled + take]);
+        }
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Err(CliError::NoRecords {
+                input: "stdin".into(),
+                found: describe_bytes(&head, 0, a.format()),
+            });
+        }
         filled += n;
         filled = feed_whole_lines(&mut a, &mut buf, filled);
     }
     if filled > 0 {
         a.feed(&buf[..filled]);
     }
+    if a.stats().records() == 0 {
+        return Err(CliError::NoRecords {
+            input: "stdin".into(),
+            found: describe_bytes(&head, a.stats().lines, a.format()),
+        });
+    }
     Ok(a)
 }
 
-pub fn analyze(a: Analyzer, paths: &[PathBuf], threads: usize, progress: bool) -> Result<Analyzer, CliError> {
+pub fn analyze(a: Analyzer, paths: &[PathBuf], threads: usize, progress: bool) -> Result<Outcome, CliError> {
     if paths.len() == 1 && paths[0].as_os_str() == "-" {
-        return stdin(a);
+        let a = stdin(a)?;
+        return Ok(Outcome {
+            analyzer: a,
+            skipped: vec![],
+            files: vec![],
+            empty_dirs: vec![],
+        });
     }
-    let (items, total) = plan(paths)?;
+    let (mut skipped, mut empty_dirs) = (Vec::new(), Vec::new());
+    let (items, total, read) = plan(paths, &mut skipped, &mut empty_dirs)?;
     let bar = if progress {
         let b = ProgressBar::new(total);
         b.set_style(
@@ -282,16 +459,27 @@ pub fn analyze(a: Analyzer, paths: &[PathBuf], threads: usize, progress: bool) -
     };
     let default = a.format().clone();
     let queue = Mutex::new(items.into_iter().rev().collect::<Vec<_>>());
+    // Per file: records and lines found, and why it could not be read to its end.
+    let per_file: Mutex<PerFile> = Mutex::new(PerFile::new());
     let results: Vec<Result<Analyzer, CliError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let mut mine = a.fork();
-                let (queue, bar, default) = (&queue, &bar, &default);
+                let (queue, bar, default, per_file) = (&queue, &bar, &default, &per_file);
                 s.spawn(move || -> Result<Analyzer, CliError> {
                     loop {
                         let next = queue.lock().expect("queue lock").pop();
                         let Some(item) = next else { return Ok(mine) };
-                        run_item(&mut mine, &item, default, bar)?;
+                        let (r0, l0) = (mine.stats().records(), mine.stats().lines);
+                        let problem = run_item(&mut mine, &item, default, bar)?;
+                        let (r1, l1) = (mine.stats().records(), mine.stats().lines);
+                        let mut m = per_file.lock().expect("per-file lock");
+                        let e = m.entry(item.path.clone()).or_default();
+                        e.0 += r1 - r0;
+                        e.1 += l1 - l0;
+                        if problem.is_some() {
+                            e.2 = problem;
+                        }
                     }
                 })
             })
@@ -306,5 +494,26 @@ pub fn analyze(a: Analyzer, paths: &[PathBuf], threads: usize, progress: bool) -
     for r in results {
         merged.merge(r?);
     }
-    Ok(merged)
+    let per_file = per_file.into_inner().expect("per-file lock");
+    let mut files = Vec::new();
+    for path in read {
+        let (records, lines, problem) = per_file.get(&path).cloned().unwrap_or_default();
+        match problem {
+            Some(why) if records == 0 => skipped.push((path, why)),
+            Some(why) => {
+                skipped.push((path.clone(), format!("{why}; its first {records} records were read")));
+                files.push((path, records, lines));
+            }
+            None => files.push((path, records, lines)),
+        }
+    }
+    Ok(Outcome {
+        analyzer: merged,
+        skipped,
+        files,
+        empty_dirs,
+    })
 }
+
+/// Per file: (records, lines, why it could not be read to its end).
+type PerFile = std::collections::BTreeMap<PathBuf, (u64, u64, Option<String>)>;

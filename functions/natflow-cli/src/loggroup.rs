@@ -1,5 +1,11 @@
 //! A log group through the CloudWatch Logs API (FilterLogEvents, paginated): every event's
 //! message is one record. Credentials and region come from the usual AWS environment.
+//!
+//! `--streams` takes interface IDs: CloudWatch Logs delivery names a flow log's streams after the
+//! interface and the traffic type, `<interface-id>-all` for TrafficType ALL (VPC user guide,
+//! "Publish flow logs to CloudWatch Logs": "a log stream for each network interface"; the names seen
+//! are `eni-...-all`, `-accept`, `-reject`), so each given ID is looked up with DescribeLogStreams
+//! and a name that matches no stream is an error naming the streams that exist.
 
 use aws_sdk_cloudwatchlogs::Client;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,10 +27,104 @@ pub fn parse_time(s: &str) -> Result<i64, CliError> {
         })
 }
 
+/// A flow log's stream of an interface: `<id>-all`, `<id>-accept`, `<id>-reject`, or the name itself.
+pub fn stream_matches(wanted: &str, stream: &str) -> bool {
+    stream == wanted
+        || stream
+            .strip_prefix(wanted)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|t| matches!(t, "all" | "accept" | "reject"))
+}
+
+/// The interface ID a flow-log stream is named after (`eni-...-all` -> `eni-...`).
+pub fn interface_of(stream: &str) -> &str {
+    for suffix in ["-all", "-accept", "-reject"] {
+        if let Some(id) = stream.strip_suffix(suffix) {
+            return id;
+        }
+    }
+    stream
+}
+
+/// DescribeLogStreams, paginated (API reference, DescribeLogStreams: up to 50 streams a page,
+/// `nextToken` for the rest; "a limit of five transactions per second, after which transactions
+/// are throttled"). The pages are paced at 4 per second to stay under that quota (shared with
+/// every reader of the account); the SDK's standard retry backs off on a ThrottlingException.
+async fn describe_streams(
+    client: &Client,
+    group: &str,
+    prefix: Option<&str>,
+    max: usize,
+) -> Result<(Vec<String>, bool), CliError> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .describe_log_streams()
+            .log_group_name(group)
+            .set_log_stream_name_prefix(prefix.map(str::to_string))
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::Logs(format!(
+                    "DescribeLogStreams on {group}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        names.extend(
+            out.log_streams()
+                .iter()
+                .filter_map(|s| s.log_stream_name().map(str::to_string)),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok((names, false));
+        }
+        if names.len() >= max {
+            return Ok((names, true));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The streams the given names select; an error names the streams that exist when one selects none.
+async fn resolve_streams(client: &Client, group: &str, wanted: &[String]) -> Result<Vec<String>, CliError> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for w in wanted {
+        let (names, _) = describe_streams(client, group, Some(w), usize::MAX).await?;
+        let hits: Vec<String> = names.into_iter().filter(|n| stream_matches(w, n)).collect();
+        if hits.is_empty() {
+            missing.push(w.clone());
+        }
+        found.extend(hits);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if !missing.is_empty() {
+        let (existing, more) = describe_streams(client, group, None, 50).await?;
+        let list = if existing.is_empty() {
+            "none: the group holds no stream yet (delivery takes minutes after a flow log starts)".to_string()
+        } else {
+            format!("{}{}", existing.join(", "), if more { ", ..." } else { "" })
+        };
+        return Err(CliError::Usage(format!(
+            "--streams {} selects no log stream of {group} (a flow log names its streams <interface-id>-all); \
+             the group's streams: {list}",
+            missing.join(",")
+        )));
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn read(
     mut a: Analyzer,
     group: &str,
     streams: &[String],
+    interfaces: &[String],
     start: i64,
     end: i64,
     progress: bool,
@@ -43,34 +143,71 @@ pub fn read(
     rt.block_on(async {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let client = Client::new(&config);
-        let mut req = client
-            .filter_log_events()
-            .log_group_name(group)
-            .start_time(start * 1000)
-            .end_time(end * 1000);
-        if !streams.is_empty() {
-            req = req.set_log_stream_names(Some(streams.to_vec()));
+        let selected = if streams.is_empty() {
+            vec![]
+        } else {
+            resolve_streams(&client, group, streams).await?
+        };
+        if !selected.is_empty() {
+            // Only the selected interfaces' records count (and any the caller already knew).
+            let mut ids: Vec<String> = selected.iter().map(|s| interface_of(s).to_string()).collect();
+            ids.extend(interfaces.iter().cloned());
+            a.only_interfaces(&ids);
         }
-        let mut pages = req.into_paginator().send();
         let (mut events, mut bytes) = (0u64, 0u64);
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                CliError::Logs(format!(
-                    "FilterLogEvents on {group}: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                ))
-            })?;
-            for e in page.events() {
-                if let Some(m) = e.message() {
-                    a.feed(m.as_bytes());
-                    events += 1;
-                    bytes += m.len() as u64;
+        // FilterLogEvents takes at most 100 stream names a request (API reference,
+        // FilterLogEvents: logStreamNames, 1-100 items).
+        let chunks: Vec<Option<Vec<String>>> = if selected.is_empty() {
+            vec![None]
+        } else {
+            selected.chunks(100).map(|c| Some(c.to_vec())).collect()
+        };
+        for names in chunks {
+            let mut pages = client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start * 1000)
+                .end_time(end * 1000)
+                .set_log_stream_names(names)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    CliError::Logs(format!(
+                        "FilterLogEvents on {group}: {}",
+                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+                for e in page.events() {
+                    if let Some(m) = e.message() {
+                        a.feed(m.as_bytes());
+                        events += 1;
+                        bytes += m.len() as u64;
+                    }
                 }
+                bar.set_message(format!("{events} records, {bytes} bytes from {group}"));
+                bar.tick();
             }
-            bar.set_message(format!("{events} records, {bytes} bytes from {group}"));
-            bar.tick();
         }
         bar.finish_and_clear();
         Ok(a)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_ids_select_their_flow_log_streams() {
+        let id = "eni-0123456789abcdef0";
+        assert!(stream_matches(id, "eni-0123456789abcdef0-all"));
+        assert!(stream_matches(id, "eni-0123456789abcdef0-accept"));
+        assert!(stream_matches("eni-0123456789abcdef0-all", "eni-0123456789abcdef0-all"));
+        // A longer ID with the same prefix is another interface.
+        assert!(!stream_matches("eni-0123", "eni-0123456789abcdef0-all"));
+        assert!(!stream_matches(id, "eni-0123456789abcdef01-all"));
+        assert_eq!(interface_of("eni-0123456789abcdef0-all"), id);
+        assert_eq!(interface_of(id), id);
+    }
 }

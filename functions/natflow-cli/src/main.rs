@@ -25,6 +25,8 @@ pub enum CliError {
     Gzip { path: String, source: std::io::Error },
     #[error("nothing to read: give flow-log files or directories, or --log-group")]
     NoInput,
+    #[error("no flow-log record in {input}: {found}")]
+    NoRecords { input: String, found: String },
     #[error("{0}")]
     Analysis(#[from] natflow::AnalysisError),
     #[error("{0}")]
@@ -72,9 +74,14 @@ struct AnalyzeArgs {
     /// End of the window (RFC 3339 or epoch seconds); with --log-group.
     #[arg(long)]
     end: Option<String>,
-    /// Only these log streams (the NAT's interface IDs, comma-separated); with --log-group.
+    /// Only these log streams, comma-separated: the NAT's interface IDs (a flow log names its
+    /// streams `<interface-id>-all`) or whole stream names; with --log-group. Only their records count.
     #[arg(long, value_delimiter = ',')]
     streams: Vec<String>,
+    /// The NAT Gateway whose traffic to count (nat-...): its records by resource-id (regional NAT) and
+    /// its interfaces from --inventory (zonal NAT); every other record is skipped.
+    #[arg(long)]
+    nat_gateway: Option<String>,
     /// Record format: the field list (`${version} ${srcaddr} ...` or `version srcaddr ...`). Default: the
     /// recorder's format. A header line in a file (S3 layout) overrides it for that file.
     #[arg(long)]
@@ -166,15 +173,33 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
     if let Some(inv) = &inventory {
         nat_ips.extend(inv.nat_ips());
     }
-    let analyzer = Analyzer::new(format, &nat_ips)?;
+    let mut analyzer = Analyzer::new(format, &nat_ips)?;
     let progress = !args.no_progress;
+    let mut warnings = Vec::new();
+    // Which records are the NAT's: a log group or a VPC-wide flow log holds other interfaces'
+    // records too (other NATs, EKS nodes' pods), and those must not be counted as NAT traffic.
+    let (interfaces, mut nats) = nat_interfaces(&args, inventory.as_ref(), &mut warnings)?;
+    if !interfaces.is_empty() {
+        analyzer.only_interfaces(&interfaces);
+    }
+    nats.extend(args.nat_gateway.clone());
+    if !nats.is_empty() {
+        analyzer.only_resources(&nats);
+    }
+    if !args.nat_ips.is_empty() {
+        analyzer.only_addresses(&args.nat_ips);
+    }
 
-    let analyzer = match &args.log_group {
+    let (analyzer, hint) = match &args.log_group {
         Some(group) => {
             if !args.paths.is_empty() {
                 return Err(CliError::Usage("give files or --log-group, not both".into()));
             }
-            read_log_group(analyzer, group, &args, progress)?
+            let a = read_log_group(analyzer, group, &args, &interfaces, progress)?;
+            (
+                a,
+                "Name the NAT: --nat-gateway nat-... with --inventory, --nat-ip, or --streams with its interface IDs.",
+            )
         }
         None => {
             if args.paths.is_empty() {
@@ -183,22 +208,101 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
             let threads = args
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            files::analyze(analyzer, &args.paths, threads.max(1), progress)?
+            let out = files::analyze(analyzer, &args.paths, threads.max(1), progress)?;
+            let names = || {
+                args.paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if out.analyzer.stats().records() == 0 {
+                return Err(CliError::NoRecords {
+                    input: names(),
+                    found: out.describe_nothing(out.analyzer.format()),
+                });
+            }
+            warnings.extend(out.warnings());
+            (
+                out.analyzer,
+                "Name the NAT: --nat-gateway nat-... with --inventory (its interfaces), or --nat-ip with its private IPs.",
+            )
         }
     };
     let mut o = ReportOptions::new(prices);
     o.inventory = inventory.as_ref();
     o.ip_ranges = ip_ranges.as_ref();
     o.top = args.top;
-    let report = Report::build(&analyzer, &o);
+    o.selection_hint = Some(hint.into());
+    let mut report = Report::build(&analyzer, &o);
+    report.warnings.extend(warnings);
     Ok(match args.format {
         Output::Text => report.to_text(),
         Output::Json => serde_json::to_string_pretty(&report).expect("a report serializes") + "\n",
     })
 }
 
+/// The NAT's interfaces, when known: the inventory's interfaces of `--nat-gateway` (or, without it,
+/// every NAT Gateway interface the inventory names), and the NAT Gateway IDs they name (so that a
+/// regional NAT's records, selected by resource-id, count too).
+fn nat_interfaces(
+    args: &AnalyzeArgs,
+    inventory: Option<&Inventory>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<String>, Vec<String>), CliError> {
+    if let Some(nat) = &args.nat_gateway {
+        let hex = nat.strip_prefix("nat-").unwrap_or("");
+        if !(hex.len() == 8 || hex.len() == 17)
+            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(CliError::Usage(format!(
+                "--nat-gateway {nat:?} is not a NAT Gateway ID (nat- and 8 or 17 lowercase hex digits)"
+            )));
+        }
+    }
+    let Some(inv) = inventory else {
+        if let (Some(nat), true) = (&args.nat_gateway, args.streams.is_empty()) {
+            warnings.push(format!(
+                "{nat}'s interfaces are not known (no --inventory): only records with {nat} as resource-id (a regional \
+                 NAT Gateway's) count. For a zonal NAT give --inventory or --streams with its interface IDs."
+            ));
+        }
+        return Ok((vec![], vec![]));
+    };
+    let nat_of = |e: &natflow::Eni| -> Option<String> {
+        let d = e.description.as_deref().unwrap_or("");
+        d.split_whitespace().find(|w| w.starts_with("nat-")).map(str::to_string)
+    };
+    let enis: Vec<&natflow::Eni> = inv
+        .enis()
+        .iter()
+        .filter(|e| e.kind() == natflow::inventory::ResourceKind::NatGateway)
+        .filter(|e| match &args.nat_gateway {
+            Some(nat) => nat_of(e).as_deref() == Some(nat.as_str()),
+            None => true,
+        })
+        .collect();
+    let ids: Vec<String> = enis.iter().map(|e| e.interface_id.clone()).collect();
+    let mut nats: Vec<String> = enis.iter().filter_map(|e| nat_of(e)).collect();
+    nats.sort();
+    nats.dedup();
+    if let (Some(nat), true) = (&args.nat_gateway, ids.is_empty()) {
+        warnings.push(format!(
+            "the inventory names no interface of {nat}: only records with {nat} as resource-id (a regional NAT \
+             Gateway's) count."
+        ));
+    }
+    Ok((ids, nats))
+}
+
 #[cfg(feature = "aws")]
-fn read_log_group(a: Analyzer, group: &str, args: &AnalyzeArgs, progress: bool) -> Result<Analyzer, CliError> {
+fn read_log_group(
+    a: Analyzer,
+    group: &str,
+    args: &AnalyzeArgs,
+    interfaces: &[String],
+    progress: bool,
+) -> Result<Analyzer, CliError> {
     let (Some(start), Some(end)) = (&args.start, &args.end) else {
         return Err(CliError::Usage("--log-group needs --start and --end".into()));
     };
@@ -206,11 +310,11 @@ fn read_log_group(a: Analyzer, group: &str, args: &AnalyzeArgs, progress: bool) 
     if end <= start {
         return Err(CliError::Usage("--end must be after --start".into()));
     }
-    loggroup::read(a, group, &args.streams, start, end, progress)
+    loggroup::read(a, group, &args.streams, interfaces, start, end, progress)
 }
 
 #[cfg(not(feature = "aws"))]
-fn read_log_group(_: Analyzer, _: &str, _: &AnalyzeArgs, _: bool) -> Result<Analyzer, CliError> {
+fn read_log_group(_: Analyzer, _: &str, _: &AnalyzeArgs, _: &[String], _: bool) -> Result<Analyzer, CliError> {
     Err(CliError::Usage(
         "this natflow was built without the `aws` feature: it reads files only".into(),
     ))

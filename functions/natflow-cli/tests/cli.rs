@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use natflow::synth::{Scenario, Truth, Writer, REGIONAL_NAT, ZONAL_NAT};
 
 use flate2::write::GzEncoder;
 use serde_json::Value;
@@ -290,11 +292,196 @@ fn unreadable_input_fails_with_a_clear_message() {
     std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef]).unwrap();
     let out = natflow(&["analyze", s(&bad), "--no-progress"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid gzip"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.log.gz: skipped, not valid gzip"), "{err}");
     // An inventory that is not one.
     let inv = dir.path().join("inv.json");
     std::fs::write(&inv, "{\"interface_id\": 1}\n").unwrap();
     let out = natflow(&["analyze", "-", "--inventory", s(&inv)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("inventory: line 1"));
+}
+
+fn natflow_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natflow"))
+        .args(args)
+        .env_remove("AWS_REGION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natflow runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn gzip_bytes(text: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(text).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn input_without_a_single_record_is_an_error_saying_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("empty.log"), "").unwrap();
+    let noise: Vec<u8> = (0..4000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(d.join("random.bin"), &noise).unwrap();
+    std::fs::write(d.join("doc.json"), "{\"NetworkInterfaces\": []}\n").unwrap();
+    std::fs::write(d.join("notes.txt"), "hello world\nsecond line\n").unwrap();
+    std::fs::create_dir(d.join("nothing")).unwrap();
+    for (name, want) in [
+        ("empty.log", "empty.log: it is empty"),
+        ("random.bin", "random.bin: binary data"),
+        ("doc.json", "doc.json: a JSON document"),
+        (
+            "notes.txt",
+            "notes.txt: 2 line(s), none a record of the recorder format",
+        ),
+        ("nothing", "nothing: the directory holds no file"),
+    ] {
+        let out = natflow(&["analyze", s(&d.join(name)), "--no-progress"]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no flow-log record in"), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}: no report");
+    }
+    // gzip on stdin, and JSON on stdin.
+    let out = natflow_stdin(&["analyze", "-"], &gzip_bytes(b"5 1 eni-1 10.0.0.1\n"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no flow-log record in stdin: gzip-compressed data"),
+        "{err}"
+    );
+    let out = natflow_stdin(&["analyze", "-"], b"[1, 2, 3]");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: a JSON document"));
+}
+
+#[test]
+fn a_directory_with_damaged_files_says_which_were_skipped_and_why() {
+    let f = fixture();
+    let text = std::fs::read(&f.records).unwrap();
+    let dir = f.dir.path().join("mixed");
+    gzip(&text, &dir.join("good.log.gz"));
+    let gz = gzip_bytes(&text);
+    std::fs::write(dir.join("cut.log.gz"), &gz[..gz.len() / 2]).unwrap();
+    std::fs::write(dir.join("inventory.json"), "{\"NetworkInterfaces\": []}\n").unwrap();
+    let r = ok_json(&["analyze", s(&dir), "--format", "json", "--no-progress"]);
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("cut.log.gz (truncated"), "{warnings}");
+    assert!(!warnings.contains("give plain files"), "{warnings}");
+    assert!(
+        warnings.contains("hold no flow-log record") && warnings.contains("inventory.json"),
+        "{warnings}"
+    );
+    // The good file is all there; the cut one adds only complete records.
+    assert!(r["upload_bytes"].as_u64().unwrap() >= f.truth["upload"].as_u64().unwrap());
+    let out = natflow(&["analyze", s(&dir), "--no-progress"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WARNING: ") && text.contains("cut.log.gz (truncated"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_report_shows_malformed_lines_and_no_endpoint_for_ec2_ranges() {
+    let f = fixture();
+    let out = natflow(&["analyze", s(&f.records), "--no-progress"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Malformed lines (first 3):"), "{text}");
+    assert!(text.contains("this is not a flow log record"), "{text}");
+    let ec2 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("EC2: "))
+        .expect("EC2 traffic listed");
+    assert!(ec2.contains("no VPC endpoint carries this"), "{ec2}");
+    assert!(!text.contains("interface VPC endpoint"), "{text}");
+}
+
+/// Records of a zonal NAT, the regional NAT, and an EKS node's pod traffic, in one file.
+fn mixed_input(dir: &Path) -> (PathBuf, PathBuf, Truth, Truth) {
+    let scenario = Scenario::new(12, 9);
+    let mut buf = Vec::new();
+    let zonal = {
+        let mut w = Writer::new(&mut buf, &scenario, 51);
+        w.fill(200_000).unwrap();
+        let node_az = scenario.hosts[1].az_id.clone();
+        for k in 0..30u64 {
+            let pod = std::net::Ipv4Addr::new(10, 0, 200, 10 + (k % 5) as u8);
+            w.flow_from(pod, &node_az, (k % 9) as usize, 0, 70_000, 800_000)
+                .unwrap();
+            w.node_rows(1, pod, (k % 9) as usize, 70_000, 800_000).unwrap();
+        }
+        w.truth
+    };
+    let regional = {
+        let mut w = Writer::new(&mut buf, &scenario, 53);
+        w.regional = true;
+        w.fill(150_000).unwrap();
+        w.truth
+    };
+    let records = dir.join("vpc.log");
+    std::fs::write(&records, &buf).unwrap();
+    let inventory = dir.join("inv.jsonl");
+    let inv: String = scenario
+        .inventory()
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    std::fs::write(&inventory, inv).unwrap();
+    (records, inventory, zonal, regional)
+}
+
+fn up_down(r: &Value) -> (u64, u64) {
+    (
+        r["upload_bytes"].as_u64().unwrap(),
+        r["download_bytes"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn vpc_wide_flow_logs_count_only_the_named_nat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (records, inventory, zonal, regional) = mixed_input(dir.path());
+    let base = ["analyze", s(&records), "--format", "json", "--no-progress"];
+
+    // The zonal NAT, its interfaces from the inventory.
+    let r = ok_json(&[&base[..], &["--inventory", s(&inventory), "--nat-gateway", ZONAL_NAT]].concat());
+    assert_eq!(up_down(&r), (zonal.upload, zonal.download));
+    assert_eq!(
+        r["input"]["other_interfaces"].as_u64().unwrap(),
+        zonal.other_records + 4 * regional.flows
+    );
+    assert!(r.get("warnings").is_none(), "{}", r["warnings"]);
+
+    // The regional NAT, by its ID (resource-id).
+    let r = ok_json(&[&base[..], &["--nat-gateway", REGIONAL_NAT]].concat());
+    assert_eq!(up_down(&r), (regional.upload, regional.download));
+
+    // The zonal NAT's private IPs select its records too.
+    let r = ok_json(&[&base[..], &["--nat-ip", "10.0.0.10", "--nat-ip", "10.0.1.10"]].concat());
+    assert_eq!(up_down(&r), (zonal.upload, zonal.download));
+
+    // Nothing names the NAT: counted anyway, with a warning saying it cannot tell and how to fix it.
+    let out = natflow(&["analyze", s(&records), "--no-progress"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cannot tell NAT traffic from other translated traffic"),
+        "{text}"
+    );
+    assert!(text.contains("--nat-gateway"), "{text}");
+
+    // A NAT ID that is not one.
+    let out = natflow(&["analyze", s(&records), "--nat-gateway", "nat-xyz", "--no-progress"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a NAT Gateway ID"));
 }

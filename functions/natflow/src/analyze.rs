@@ -61,6 +61,11 @@ pub struct InputStats {
 }
 
 impl InputStats {
+    /// Lines that were flow-log records of the format (whatever became of them).
+    pub fn records(&self) -> u64 {
+        self.lines - self.malformed - self.headers
+    }
+
     fn merge(&mut self, o: &InputStats) {
         self.lines += o.lines;
         self.bytes_read += o.bytes_read;

@@ -425,9 +425,10 @@ impl Report {
         let mut warnings = Vec::new();
         if !a.is_selecting() && a.distinct_interfaces() > 1 && a.stats().counted > 0 {
             warnings.push(format!(
-                "The records come from {} network interfaces and nothing says which are the NAT's: every translated \
-                 record was counted, so traffic of other interfaces whose packet addresses differ from the \
-                 interface's (an EKS node's pods, secondary IPs, other NATs) may be counted as NAT traffic. {}",
+                "The records come from {} network interfaces and nothing says which are the NAT's, so this report \
+                 cannot tell NAT traffic from other translated traffic: every record whose packet addresses differ \
+                 from its interface's was counted (an EKS node's pods, other secondary IPs, other NATs would be \
+                 too). {}",
                 a.distinct_interfaces(),
                 o.selection_hint.as_deref().unwrap_or(
                     "Give the NAT's interfaces, its NAT Gateway ID (resource-id of a regional NAT) or its private IPs."

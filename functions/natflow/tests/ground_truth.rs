@@ -423,7 +423,7 @@ fn vpc_wide_flow_logs_count_only_the_nat_when_its_interfaces_are_known() {
         "{text}"
     );
     assert!(
-        text.contains("cannot") || text.contains("nothing says which are the NAT's"),
+        text.contains("cannot tell NAT traffic from other translated traffic"),
         "{text}"
     );
 }
