@@ -240,3 +240,45 @@ def test_deleting_the_stack_deletes_every_recorder_flow_log(recorder):
         assert recorder.active_flow_logs() == []
     finally:
         server.shutdown()
+
+
+def test_the_delivery_role_has_every_permission_the_vpc_user_guide_lists(template):
+    """VPC user guide, "IAM role for publishing flow logs to CloudWatch Logs": the role's policy
+    must include at least logs:CreateLogGroup, CreateLogStream, PutLogEvents, DescribeLogGroups
+    and DescribeLogStreams. Without one, the flow log is created but its delivery can fail
+    (DeliverLogsStatus FAILED, "Access error"), which moto, with no IAM, never shows."""
+    role = template["Resources"]["FlowLogDeliveryRole"]["Properties"]
+    granted = set()
+    for policy in role["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            assert st["Effect"] == "Allow"
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            granted.update(actions)
+    required = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
+                "logs:DescribeLogStreams"}
+    assert required <= granted, f"missing: {sorted(required - granted)}"
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+
+
+def test_a_flow_log_that_delivers_nothing_is_deleted_and_the_notice_says_why(recorder):
+    """moto reports DeliverLogsStatus FAILED, "Access error" for a flow log created while its log
+    group does not exist (as AWS does when delivery fails). The recording still ends cleanly and
+    the notice says, in its subject and at the top, that the records were not delivered."""
+    logs = recorder.emu.client("logs")
+    logs.delete_log_group(logGroupName=recorder.log_group)
+    nat = recorder.create_nat()
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "undelivered")
+    [fl] = recorder.wait_for(lambda: recorder.active_flow_logs(), what="flow log created")
+    logs.create_log_group(logGroupName=recorder.log_group)  # the report reads the (empty) group
+    assert fl["DeliverLogsStatus"] == "FAILED" and fl["DeliverLogsErrorMessage"] == "Access error"
+    recorder.wait_parked(nat["id"])
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    status, _ = ended(recorder, arn)
+    assert status == "SUCCEEDED"
+    assert recorder.active_flow_logs() == []
+    [notice] = recorder.notices()
+    assert notice["subject"].startswith(f"NAT spike recorded: {nat['id']}")
+    assert "records NOT delivered" in notice["subject"]
+    assert "FLOW-LOG RECORDS WERE NOT DELIVERED" in notice["message"]
+    assert f"Delivery:     FAILED for {fl['FlowLogId']} (Access error)" in notice["message"]
