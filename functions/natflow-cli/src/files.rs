@@ -222,7 +222,7 @@ pub fn describe_bytes(b: &[u8], lines: u64, format: &Format) -> String {
         "gzip-compressed data: decompress it first (zcat FILE | natflow analyze -) or give the file's path".into()
     } else if text.is_empty() {
         "only blank lines".into()
-    } else if b.contains(&0) || std::str::from_utf8(&b[..b.len().min(4096)]).is_err() && b.len() < 4096 {
+    } else if b.contains(&0) || is_not_text(&b[..b.len().min(4096)]) {
         "binary data, not text".into()
     } else if text[0] == b'{' || text[0] == b'[' {
         "a JSON document, not flow-log records (one record a line, fields separated by spaces)".into()
@@ -236,6 +236,11 @@ pub fn describe_bytes(b: &[u8], lines: u64, format: &Format) -> String {
             format.len()
         )
     }
+}
+
+/// Invalid UTF-8 (a character cut at the end of the sample is not invalid).
+fn is_not_text(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_err_and(|e| e.error_len().is_some())
 }
 
 fn plan(

@@ -327,7 +327,7 @@ fn input_without_a_single_record_is_an_error_saying_what_it_holds() {
     let d = dir.path();
     std::fs::write(d.join("empty.log"), "").unwrap();
     let noise: Vec<u8> = (0..4000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1) // no NUL: invalid UTF-8 only
         .collect();
     std::fs::write(d.join("random.bin"), &noise).unwrap();
     std::fs::write(d.join("doc.json"), "{\"NetworkInterfaces\": []}\n").unwrap();
