@@ -201,3 +201,52 @@ def test_nat_deleted_mid_recording_still_ends_cleanly(recorder):
     outcome = {"nat": nat, "arn": arn, "status": recorder.wait(arn)["status"]}
     [notice] = check_clean(recorder, outcome)
     assert outcome["status"] == "SUCCEEDED" and notice["subject"].startswith("NAT spike recorded")
+
+
+# Flow logs whose delivery fails (DescribeFlowLogs: DeliverLogsStatus FAILED, "Access error"; moto
+# reports it for a flow log created while its log group is missing), alone and with faults in the
+# cleanup: they are deleted all the same and the notice says the records were not delivered.
+DELIVERY_FAULTS = {
+    "none": lambda rec: None,
+    "finish-timed-out": lambda rec: Fault(f"Invoke:{rec.function_names['FinishRecordingFunction']}", 200,
+                                          "Sandbox.Timedout"),
+    "delete-unavailable": lambda rec: Fault("DeleteFlowLogs", 500, "InternalError", times=4,
+                                            caller="FinishRecordingFunction"),
+    "delete-denied": lambda rec: Fault("DeleteFlowLogs", 400, "UnauthorizedOperation",
+                                       caller="FinishRecordingFunction"),
+}
+
+
+@pytest.mark.parametrize("fault_kind", list(DELIVERY_FAULTS))
+def test_delivery_failure(recorder, fault_kind):
+    import threading
+    recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="8")
+    logs = recorder.emu.client("logs")
+    logs.delete_log_group(logGroupName=recorder.log_group)
+    statuses = []
+
+    def recreate_once_created():
+        deadline = time.time() + 30
+        while time.time() < deadline and not statuses:
+            statuses.extend(f["DeliverLogsStatus"] for f in recorder.active_flow_logs())
+            time.sleep(0.05)
+        logs.create_log_group(logGroupName=recorder.log_group)
+
+    watcher = threading.Thread(target=recreate_once_created)
+    watcher.start()
+    fault = DELIVERY_FAULTS[fault_kind](recorder)
+    if fault:
+        recorder.emu.router.faults.append(fault)
+    outcome = record_once(recorder, f"undelivered-{fault_kind}")
+    watcher.join()
+    assert statuses == ["FAILED"], statuses
+    if fault:
+        SUMMARY["faults"] += fault.injected
+        assert fault.injected
+    [notice] = check_clean(recorder, outcome)
+    assert "FLOW-LOG RECORDS WERE NOT DELIVERED" in notice["message"] or fault_kind == "delete-denied", notice
+    if fault_kind == "delete-denied":
+        # cleanup is denied: the failure notice goes out and the sweeper deletes the flow log
+        assert outcome["status"] == "FAILED"
+    else:
+        assert outcome["status"] == "SUCCEEDED" and "records NOT delivered" in notice["subject"], notice

@@ -109,6 +109,11 @@ pub trait RecordingStore: Send + Sync {
     async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool>;
     /// Every held lock: (NAT, execution).
     async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>>;
+    /// Keeps a delivery failure of `execution`'s flow logs (`note`, small JSON) on the NAT's
+    /// item before they are deleted, so that a retried finish step still tells it.
+    async fn note_delivery(&self, nat_id: &NatGatewayId, execution: &str, note: &str) -> Result<()>;
+    /// The note kept by `note_delivery` for `execution`, if any.
+    async fn noted_delivery(&self, nat_id: &NatGatewayId, execution: &str) -> Result<Option<String>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -463,9 +463,21 @@ pub async fn finish(
     if !untagged.is_empty() {
         found.extend(flow_logs.existing(&untagged).await?);
     }
-    let delivery = Delivery::of(&found);
+    let mut delivery = Delivery::of(&found);
     if !delivery.failed.is_empty() {
         warn!(failed = ?delivery.failed, "flow-log delivery failed");
+        // Kept before the flow logs go: a finish retried after a lost answer finds them gone.
+        if let Some(nat) = &nat_id {
+            let note = serde_json::to_string(&delivery).expect("a delivery status serializes");
+            store.note_delivery(nat, &input.execution, &note).await?;
+        }
+    } else if found.is_empty() && !untagged.is_empty() {
+        // Already deleted by an earlier attempt of this step: what did it see?
+        if let Some(nat) = &nat_id {
+            if let Some(note) = store.noted_delivery(nat, &input.execution).await? {
+                delivery = serde_json::from_str(&note).unwrap_or_default();
+            }
+        }
     }
     delete_existing(flow_logs, &found).await?;
     // Every flow log of this execution is gone now: the ones deleted here, and IDs passed along

@@ -878,3 +878,38 @@ fn every_subject_fits_sns() {
     assert_eq!(subject("a\r\nb\u{e9}"), "a b?");
     assert_eq!(subject("short one"), "short one", "a fitting subject is left alone");
 }
+
+/// The finish step deleted flow logs whose delivery had failed, then its answer was lost
+/// (Lambda timeout): the retry finds them gone and still tells the delivery failure.
+#[tokio::test]
+async fn a_retried_finish_still_tells_the_delivery_failure_it_saw() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    ec2.fail_delivery(&ec2.active()[0], "Access error");
+    let first = finish(
+        finish_input(state.clone()),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    let retry = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert!(ec2.active().is_empty());
+    assert_eq!(retry.delivery, first.delivery);
+    assert!(retry.subject.contains("NOT delivered"), "{}", retry.subject);
+    assert!(retry.message.starts_with("FLOW-LOG RECORDS WERE NOT DELIVERED"));
+}

@@ -303,6 +303,39 @@ impl RecordingStore for DynamoStore {
         }
     }
 
+    async fn note_delivery(&self, nat_id: &NatGatewayId, execution: &str, note: &str) -> Result<()> {
+        // Not removed by `release`: a finish step retried after it released the lock reads it.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .update_expression("SET delivery_note = :n, delivery_execution = :e")
+            .expression_attribute_values(":n", s(note))
+            .expression_attribute_values(":e", s(execution))
+            .send()
+            .await
+            .map_err(|e| err("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    async fn noted_delivery(&self, nat_id: &NatGatewayId, execution: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(nat_id.as_str()))
+            .consistent_read(true)
+            .projection_expression("delivery_note, delivery_execution")
+            .send()
+            .await
+            .map_err(|e| err("GetItem", &e))?;
+        Ok(out
+            .item()
+            .filter(|i| get_s(i, "delivery_execution") == Some(execution))
+            .and_then(|i| get_s(i, "delivery_note"))
+            .map(str::to_string))
+    }
+
     async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>> {
         // One item per NAT: the table is tiny, a filtered scan is the simplest complete answer.
         let mut out = Vec::new();

@@ -178,6 +178,8 @@ pub struct LockItem {
     pub flow_log_ids: Vec<String>,
     pub last_stop: Option<StopSignal>,
     pub released: Option<String>,
+    /// (execution, note) kept by note_delivery; release leaves it.
+    pub delivery_note: Option<(String, String)>,
 }
 
 /// Same contract as the DynamoDB adapter, in memory.
@@ -274,6 +276,21 @@ impl RecordingStore for FakeStore {
             .iter()
             .filter_map(|(nat, i)| Some((NatGatewayId::parse(nat).ok()?, i.execution.clone()?)))
             .collect())
+    }
+    async fn note_delivery(&self, nat_id: &NatGatewayId, execution: &str, note: &str) -> Result<()> {
+        let mut items = self.items.lock().unwrap();
+        items.entry(nat_id.to_string()).or_default().delivery_note = Some((execution.into(), note.into()));
+        Ok(())
+    }
+    async fn noted_delivery(&self, nat_id: &NatGatewayId, execution: &str) -> Result<Option<String>> {
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .get(nat_id.as_str())
+            .and_then(|i| i.delivery_note.clone())
+            .filter(|(e, _)| e == execution)
+            .map(|(_, n)| n))
     }
     async fn release(&self, nat_id: &NatGatewayId, execution: &str) -> Result<bool> {
         let mut items = self.items.lock().unwrap();
