@@ -55,6 +55,9 @@ def exercise(recorder):
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T12:00:05.000+0000"))
     recorder.wait(left)
     recorder.sweep()
+    # The execution status change rule: `left` ended FAILED (its cleanup was denied); the sweeper
+    # reads its history to know whether it sent its notice.
+    recorder.sweep(recorder.status_event(left))
 
 
 def test_each_function_is_granted_exactly_what_it_calls(recorder, template):

@@ -370,3 +370,49 @@ def test_what_can_start_a_recording_is_deleted_before_the_final_sweep(macro):
     for needed in ("SweepOrphansFunction", "SweepOrphansFunctionRole", "NoticeTopic", "RecordingsTable"):
         assert depends_on(deps, cleanup, needed), needed
     assert not any(depends_on(deps, cleanup, k) for k in alarms + starters), "dependency cycle"
+
+
+# --- No failure skips the notice (issue 9, item 7) -----------------------------------------------
+
+def test_an_error_cause_is_read_only_where_it_is_known_to_exist():
+    """States.ALL catches neither States.Runtime nor States.DataLimitExceeded (Step Functions developer
+    guide, error handling), and a path that does not resolve in States.Format or a Parameters path
+    raises States.Runtime. The ASL spec says an error output SHOULD (not MUST) have Cause: where a
+    caught error's Cause is read, the Catch leads first to a Choice that checks it is present."""
+    asl = json.loads((ROOT / "statemachine" / "recorder.asl.json").read_text())
+    states = asl["States"]
+    catches = [(name, c) for name, s in states.items() for c in s.get("Catch", [])]
+    assert catches
+    for name, c in catches:
+        cause = f"{c['ResultPath']}.Cause"
+        if cause not in json.dumps(states):
+            continue
+        target = states[c["Next"]]
+        assert cause not in json.dumps(target.get("Parameters", {})), f"{name} -> {c['Next']} reads {cause}"
+        assert target["Type"] == "Choice" and any(
+            ch.get("Variable") == cause and ch.get("IsPresent") is True for ch in target["Choices"]), \
+            f"{name}'s Catch leads to {c['Next']}, which does not check that {cause} exists"
+
+
+def test_every_path_that_ends_the_execution_sends_a_notice_first():
+    """Every way out of the state machine other than the quiet join passes a Notify state; an end
+    that still skips one (an uncatchable error) is told by the sweeper (functions/natrec/tests/sweep.rs)."""
+    asl = json.loads((ROOT / "statemachine" / "recorder.asl.json").read_text())
+    states = asl["States"]
+
+    def nexts(s):
+        out = [s["Next"]] if "Next" in s else []
+        out += [c["Next"] for c in s.get("Choices", [])] + ([s["Default"]] if "Default" in s else [])
+        out += [c["Next"] for c in s.get("Catch", [])]
+        return out
+
+    def ends_without_notice(name, notified, seen):
+        s = states[name]
+        notified = notified or s.get("Resource") == "arn:aws:states:::sns:publish"
+        if s["Type"] in ("Succeed", "Fail") or s.get("End"):
+            return [] if notified or name == "JoinedRunningRecording" else [name]
+        if (name, notified) in seen:
+            return []
+        seen.add((name, notified))
+        return [x for n in nexts(s) for x in ends_without_notice(n, notified, seen)]
+    assert ends_without_notice(asl["StartAt"], False, set()) == []

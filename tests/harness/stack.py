@@ -276,14 +276,28 @@ class Recorder:
             raise RuntimeError(f"resume failed: {body}")
         return body
 
-    def sweep(self) -> dict:
-        """What the schedule does: invoke the sweeper."""
+    def sweep(self, event: dict | None = None) -> dict:
+        """What the schedule does: invoke the sweeper (with `event`: what a rule delivers)."""
         lam = self.emu.client("lambda")
-        resp = lam.invoke(FunctionName=self.function_names["SweepOrphansFunction"], Payload=b"{}")
+        resp = lam.invoke(FunctionName=self.function_names["SweepOrphansFunction"], Payload=json.dumps(event or {}))
         body = json.loads(resp["Payload"].read() or b"null")
         if resp.get("FunctionError"):
             raise RuntimeError(f"sweep failed: {body}")
         return body
+
+    def status_event(self, execution_arn: str) -> dict:
+        """The "Step Functions Execution Status Change" event EventBridge sends when an execution ends
+        (EventBridge events reference, aws.states): what the sweeper's RecordingEndedAbnormally rule delivers."""
+        d = self.emu.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        detail = {"executionArn": execution_arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+                  "status": d["status"], "startDate": int(d["startDate"].timestamp() * 1000),
+                  "stopDate": int(d["stopDate"].timestamp() * 1000) if d.get("stopDate") else None,
+                  "input": d.get("input"), "inputDetails": {"included": True}, "output": d.get("output"),
+                  "error": d.get("error"), "cause": d.get("cause")}
+        return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "source": "aws.states",
+                "detail-type": "Step Functions Execution Status Change", "account": ACCOUNT, "region": REGION,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "resources": [execution_arn],
+                "detail": detail}
 
     def history(self, execution_arn: str) -> list[dict]:
         return self.emu.client("stepfunctions").get_execution_history(executionArn=execution_arn,
