@@ -9,7 +9,8 @@ import pytest
 
 from tests.harness.stack import ROOT, Resolver
 
-RULES = {"start": ("RecorderStateMachine", "AlarmFired"), "resume": ("ResumeRecordingFunction", "AlarmLeftAlarm")}
+RULES = {"start": ("RecorderStateMachine", "AlarmFired"), "resume": ("ResumeRecordingFunction", "AlarmLeftAlarm"),
+         "ended": ("SweepOrphansFunction", "RecordingEndedAbnormally")}
 
 
 def pattern(template, resource, event_name):
@@ -66,3 +67,36 @@ def test_another_stacks_alarms_match_neither_rule(bus):
         ev = load(name)
         ev["detail"]["alarmName"] = "natrec-prod-natgw-nat-0123456789abcdef0"
         assert bus(ev) == set()
+
+
+@pytest.mark.parametrize("status,expected", [("FAILED", {"ended"}), ("ABORTED", {"ended"}), ("TIMED_OUT", {"ended"}),
+                                             ("SUCCEEDED", set())])
+def test_the_sweeper_hears_of_every_abnormal_end_of_this_state_machine(bus, recorder, status, expected):
+    """The state machine's name (natrec-<stack GUID>, issue 9 item 5) is what the sweeper's rule names."""
+    arn = f"{recorder.state_machine_arn.replace(':stateMachine:', ':execution:')}:e1"
+    ev = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change", "resources": [arn],
+          "detail": {"executionArn": arn, "stateMachineArn": recorder.state_machine_arn, "status": status}}
+    assert bus(ev) == expected
+    ev["detail"]["stateMachineArn"] = recorder.state_machine_arn.replace("natrec-", "other-")
+    assert bus(ev) == set()
+
+
+def test_the_sweeper_tells_an_ended_execution_without_a_notice_once_and_no_other(recorder):
+    """The sweeper reads the execution history (GetExecutionHistory) to know whether an execution sent
+    its notice. A recording that notified and a duplicate that joined it (no notice of its own) are
+    reported to the sweeper as having ended FAILED: only the one without a notice gets one."""
+    nat = recorder.create_nat()
+    first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "told-1")
+    recorder.wait_parked(nat["id"])
+    joined = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "told-2")
+    assert recorder.wait(joined)["status"] == "SUCCEEDED"
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    assert recorder.wait(first, timeout=90)["status"] == "SUCCEEDED"
+    assert len(recorder.notices()) == 1
+    for arn in (first, joined):
+        ev = recorder.status_event(arn)
+        ev["detail"].update(status="FAILED", error="States.Runtime", cause="as if it had failed")
+        recorder.sweep(ev)
+    [notice] = recorder.notices()
+    assert notice["subject"] == f"NAT spike recording of {nat['id']} FAILED without its notice"
+    assert joined in notice["message"] and "States.Runtime" in notice["message"]
