@@ -55,6 +55,9 @@ impl NatMetrics for CloudWatch {
             .end_time(DateTime::from_secs(end.max(start + 60)))
             .into_paginator()
             .send();
+        // Each series is summed on its own here, no metric math: a minute one series lacks adds
+        // 0 to it and nothing to the other. (An expression `upload + download` would drop the
+        // minutes where either series has no point; the alarm uses FILL(x, 0) for that reason.)
         let mut bytes = NatBytes { upload: 0, download: 0 };
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RecorderError::from_sdk("CloudWatch", "GetMetricData", &e))?;
