@@ -225,7 +225,11 @@ async fn sweep_with(
             Some(Ok(nat)) => store.release(&nat, &execution).await?,
             _ => false,
         };
-        let nat = nat_id.clone().unwrap_or_else(|| "unknown NAT Gateway".into());
+        // Only a well-formed NAT ID goes into the subject (SNS: shorter than 100 characters).
+        let nat = match nat_id.as_deref().map(NatGatewayId::parse) {
+            Some(Ok(id)) => id.to_string(),
+            _ => "unknown NAT Gateway".into(),
+        };
         let why = match reason {
             SweepReason::ExecutionEnded => {
                 "its execution is no longer running (stopped by hand or ended without cleanup)"

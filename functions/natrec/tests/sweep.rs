@@ -293,3 +293,34 @@ async fn a_long_cause_is_cut_in_the_notice() {
         sent[0].1.len()
     );
 }
+
+#[tokio::test]
+async fn a_sweep_notice_subject_stays_under_100_characters_whatever_the_tags_say() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        FakeEc2::default(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    // A flow log tagged by hand: the stack's tag, a NAT tag of 200 characters.
+    let request = natrec::ports::FlowLogRequest {
+        target: natrec::nat::FlowLogTarget::Interfaces(vec!["eni-0aaa".into()]),
+        log_group: "g".into(),
+        delivery_role_arn: "r".into(),
+        log_format: "f".into(),
+        max_aggregation_seconds: 60,
+        client_token: "t".into(),
+        tags: vec![
+            ("natrec:stack".into(), "natrec-test".into()),
+            ("natrec:nat-gateway".into(), "n".repeat(200)),
+        ],
+    };
+    natrec::ports::FlowLogs::create(&ec2, &request).await.unwrap();
+    sweep("natrec-test", now, false, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].0.len() < 100, "{}", sent[0].0);
+}
