@@ -96,3 +96,46 @@ pub fn is_notice_published(event: &aws_sdk_sfn::types::HistoryEvent) -> bool {
             .task_succeeded_event_details()
             .is_some_and(|d| d.resource_type() == "sns" && d.resource() == "publish")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::primitives::DateTime;
+    use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType, TaskFailedEventDetails, TaskSucceededEventDetails};
+
+    fn event(kind: HistoryEventType) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
+        HistoryEvent::builder()
+            .id(7)
+            .timestamp(DateTime::from_secs(0))
+            .r#type(kind)
+    }
+
+    #[test]
+    fn only_a_succeeded_sns_publish_task_is_a_notice() {
+        let succeeded = |resource_type: &str, resource: &str| {
+            event(HistoryEventType::TaskSucceeded)
+                .task_succeeded_event_details(
+                    TaskSucceededEventDetails::builder()
+                        .resource_type(resource_type)
+                        .resource(resource)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        assert!(is_notice_published(&succeeded("sns", "publish")));
+        assert!(!is_notice_published(&succeeded("lambda", "invoke")));
+        let failed = event(HistoryEventType::TaskFailed)
+            .task_failed_event_details(
+                TaskFailedEventDetails::builder()
+                    .resource_type("sns")
+                    .resource("publish")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert!(!is_notice_published(&failed));
+    }
+}
