@@ -147,6 +147,8 @@ pub async fn after_execution_ended(
     store: &impl RecordingStore,
     notifier: &impl Notifier,
 ) -> Result<SweepReport> {
+    let arn = &ended.execution_arn;
+    let held = store.held_locks().await?.into_iter().any(|(_, e)| &e == arn);
     let mut report = sweep_with(
         stack_name,
         now,
@@ -158,16 +160,12 @@ pub async fn after_execution_ended(
         notifier,
     )
     .await?;
-    let arn = &ended.execution_arn;
     if report.swept.iter().any(|s| &s.execution == arn) || executions.notice_sent(arn).await? {
         return Ok(report);
     }
     let nat = ended.nat_id.clone().unwrap_or_else(|| "a NAT Gateway".into());
-    let lock = if ended
-        .nat_id
-        .as_ref()
-        .is_some_and(|n| report.stale_locks_released.contains(n))
-    {
+    // The sweep above releases the lock of an execution that is no longer running.
+    let lock = if held {
         "its lock was still held: released now"
     } else {
         "no lock held"

@@ -227,6 +227,37 @@ async fn an_execution_that_failed_after_its_cleanup_but_before_its_notice_is_tol
         message.contains(EXEC) && message.contains("none of this execution is left"),
         "{message}"
     );
+    assert!(message.contains("Lock: no lock held"), "{message}");
+}
+
+#[tokio::test]
+async fn an_execution_that_failed_before_its_cleanup_has_its_lock_released_and_is_told() {
+    // FAILED with States.Runtime after taking the lock; its flow logs are already gone.
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 20, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    start(fixture(), EXEC, now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    let ids = ec2.active();
+    natrec::ports::FlowLogs::delete(&ec2, &ids).await.unwrap();
+    let ended = EndedExecution::from_event(&status_event("FAILED", "States.Runtime", "path not found")).unwrap();
+    let report = after_execution_ended("natrec-test", now, &ended, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert_eq!(report.stale_locks_released, [NAT]);
+    assert!(store.items.lock().unwrap()[NAT].execution.is_none());
+    let sent = notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].1.contains("its lock was still held: released now"),
+        "{}",
+        sent[0].1
+    );
 }
 
 #[tokio::test]
