@@ -1,9 +1,10 @@
-//! After flow-log delivery: who caused the spike. Reads the recording's records (bounded),
-//! its inventory snapshot and the NAT's metrics, stores the JSON report next to the recording
-//! and returns the notice with the report in it.
+//! After flow-log delivery: who caused the spike. Reads the recording's records (bounded in
+//! bytes, paced, and stopping in time for this invocation's deadline), its inventory snapshot
+//! and the NAT's metrics, stores the JSON report next to the recording and returns the notice.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use natrec::adapters::{cloudwatch::CloudWatch, logs::LogGroup};
+use natrec::pacing::SystemClock;
 use natrec::report::{self, ReportInput, ReportNotice, ReportSettings};
 use natrec::{env, RecorderError};
 use serde_json::Value;
@@ -13,12 +14,23 @@ struct App {
     archive: LogGroup,
     records: LogGroup,
     metrics: CloudWatch,
+    clock: SystemClock,
 }
 
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, RecorderError> {
     let input: ReportInput = serde_json::from_value(event.payload)
         .map_err(|e| RecorderError::UnexpectedEvent(format!("the report step needs execution and state: {e}")))?;
-    report::build(input, &app.settings, &app.archive, &app.records, &app.metrics).await
+    let deadline_ms = event.context.deadline as i64;
+    report::build(
+        input,
+        &app.settings,
+        deadline_ms,
+        &app.clock,
+        &app.archive,
+        &app.records,
+        &app.metrics,
+    )
+    .await
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -29,16 +41,18 @@ async fn main() -> Result<(), Error> {
         region: env::var("AWS_REGION")?,
         reports_log_group: reports.clone(),
         max_bytes: env::number("REPORT_MAX_BYTES")?,
+        reads_per_second: env::number("REPORT_READS_PER_SECOND")?,
         prices: std::env::var("PRICES").ok().filter(|p| !p.trim().is_empty()),
         top: 10,
     };
     let config = env::aws_config().await;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let app = App {
         settings,
-        archive: LogGroup::new(logs.clone(), reports),
-        records: LogGroup::new(logs, env::var("FLOW_LOG_GROUP")?),
+        archive: LogGroup::new(aws_sdk_cloudwatchlogs::Client::new(&config), reports),
+        // Its own client: longer attempt timeout, no SDK retries (the report paces and retries).
+        records: LogGroup::reader(&config, env::var("FLOW_LOG_GROUP")?),
         metrics: CloudWatch::new(aws_sdk_cloudwatch::Client::new(&config)),
+        clock: SystemClock::default(),
     };
     run(service_fn(|event| handle(&app, event))).await
 }

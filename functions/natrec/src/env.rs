@@ -37,6 +37,21 @@ pub fn number<T: std::str::FromStr>(name: &str) -> Result<T> {
 /// functions' 30 s Lambda timeout).
 pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// One `FilterLogEvents` attempt of the report's reader may take this long: it searches every
+/// stream of the flow-log group in the window, which takes longer than a control-plane call
+/// (and the reader retries itself, paced; see `adapters::logs::LogGroup::reader`).
+pub const READ_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Timeouts of the report's reader: one attempt (no SDK retries) of at most `attempt`.
+#[cfg(feature = "aws")]
+pub fn read_timeouts(attempt: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3).min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt)
+        .build()
+}
+
 /// The SDK configuration, built once per cold start.
 #[cfg(feature = "aws")]
 pub async fn aws_config() -> aws_config::SdkConfig {

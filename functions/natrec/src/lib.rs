@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod nat;
 pub mod notice;
+pub mod pacing;
 pub mod ports;
 pub mod recording;
 pub mod report;

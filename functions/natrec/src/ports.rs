@@ -175,25 +175,64 @@ pub trait Archive: Send + Sync {
     async fn get(&self, stream: &str) -> Result<Vec<String>>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Why the report read fewer records than the recording holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Truncation {
+    /// `max_bytes` of records were read.
+    MaxBytes,
+    /// The Lambda's remaining time ran out (what is left is kept for the report itself).
+    Deadline,
+    /// `FilterLogEvents` kept failing transiently (throttling, 5xx, timeouts): the last error.
+    Failing(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadOutcome {
     pub events: u64,
     pub bytes: u64,
-    /// More records were there than `max_bytes` allowed.
-    pub truncated: bool,
+    /// `FilterLogEvents` responses read.
+    pub pages: u64,
+    /// Requests answered with a transient error (throttling above all) and retried.
+    pub retried: u64,
+    /// The latest event timestamp read (ms): how far into the window the records were read.
+    pub last_timestamp_ms: Option<i64>,
+    /// Set when the records were not all read, and why.
+    pub truncated: Option<Truncation>,
 }
 
-/// CloudWatch Logs FilterLogEvents on the flow-log group: the recorded records, streamed.
+/// The records to read: the streams (all if empty) between the times (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    pub streams: Vec<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One flow-log record as CloudWatch Logs returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub timestamp_ms: i64,
+    pub message: String,
+}
+
+/// One `FilterLogEvents` response: at most 1 MB or 10,000 events, possibly none while
+/// `next_token` says there are more.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordPage {
+    pub records: Vec<LogRecord>,
+    pub next_token: Option<String>,
+}
+
+/// CloudWatch Logs FilterLogEvents on the flow-log group, one request at a time: the caller
+/// (`report::read_records`) paginates, paces, retries and watches the deadline.
 #[async_trait]
 pub trait FlowRecords: Send + Sync {
-    /// Feeds each record of `streams` (all streams if empty) between the times to `sink`, up
-    /// to `max_bytes` of records.
-    async fn read(
+    /// The page after `next_token` (the first without one). The request is abandoned after
+    /// `time_limit` (a transient error).
+    async fn page(
         &self,
-        streams: &[String],
-        start_ms: i64,
-        end_ms: i64,
-        max_bytes: u64,
-        sink: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
-    ) -> Result<ReadOutcome>;
+        query: &RecordQuery,
+        next_token: Option<&str>,
+        time_limit: std::time::Duration,
+    ) -> Result<RecordPage>;
 }

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use std::time::Duration;
+
 use crate::error::{RecorderError, Result};
 use crate::notice::human_bytes;
-use crate::ports::{Archive, FlowRecords, NatMetrics};
+use crate::pacing::{Backoff, Clock, RateLimiter};
+use crate::ports::{Archive, FlowRecords, NatMetrics, ReadOutcome, RecordQuery, Truncation};
 use crate::recording::{report_stream, Recording};
 
 /// Flow-log records are stamped with their capture window's start; a record of the recording's
@@ -20,12 +23,164 @@ pub const WINDOW_MARGIN_S: i64 = 120;
 /// States entered by a normal recording (for its Step Functions cost).
 pub const NORMAL_STATE_TRANSITIONS: u32 = 8;
 
+/// Time kept back from reading, before the Lambda's deadline, to finish the analysis, store the
+/// JSON report (CreateLogStream, PutLogEvents: 20 s operation timeout each) and return. At most a
+/// fifth of the time left at the start, so that a short test deadline still reads.
+pub const TIME_RESERVE: Duration = Duration::from_secs(60);
+/// A request is started only with at least this much time left before reading must stop.
+pub const MIN_REQUEST_TIME: Duration = Duration::from_secs(2);
+/// Backoff after a throttled or failed request: 0.5 s doubling to 16 s, with jitter.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(16);
+/// Consecutive transient failures after which reading gives up (about 1.5 minutes of backoff).
+pub const MAX_FAILURES: u32 = 8;
+
+/// When reading must stop, for a Lambda invocation whose deadline is `deadline_ms`.
+pub fn stop_reading_at(now_ms: i64, deadline_ms: i64) -> i64 {
+    let reserve = (TIME_RESERVE.as_millis() as i64).min((deadline_ms - now_ms).max(0) / 5);
+    deadline_ms - reserve
+}
+
+/// How the records are read: a byte budget, a pace, a time limit.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub max_bytes: u64,
+    /// `FilterLogEvents` requests per second, retries included.
+    pub reads_per_second: f64,
+    /// No request starts, no backoff sleeps past this time (epoch ms).
+    pub stop_ms: i64,
+}
+
+/// Reads the records page by page: paced, retrying throttled and failed requests from the same
+/// `nextToken` (no page already read is lost or read twice), stopping at `max_bytes` or in time
+/// for the Lambda's deadline, with what was read and why it stopped.
+pub async fn read_records(
+    records: &impl FlowRecords,
+    clock: &impl Clock,
+    query: &RecordQuery,
+    limits: ReadLimits,
+    sink: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
+) -> Result<ReadOutcome> {
+    let min_ms = MIN_REQUEST_TIME.as_millis() as i64;
+    let mut out = ReadOutcome::default();
+    let mut limiter = RateLimiter::new(limits.reads_per_second);
+    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    let mut token: Option<String> = None;
+    loop {
+        let now = clock.now_ms();
+        let slot = limiter.next_slot(now);
+        if limits.stop_ms - slot < min_ms {
+            out.truncated = Some(Truncation::Deadline);
+            return Ok(out);
+        }
+        if slot > now {
+            clock.sleep(Duration::from_millis((slot - now) as u64)).await;
+        }
+        let started = clock.now_ms();
+        limiter.taken(started);
+        let time_limit = Duration::from_millis((limits.stop_ms - started).max(0) as u64);
+        match records.page(query, token.as_deref(), time_limit).await {
+            Ok(page) => {
+                backoff.reset();
+                out.pages += 1;
+                for r in &page.records {
+                    let len = r.message.len() as u64;
+                    if out.bytes + len > limits.max_bytes {
+                        out.truncated = Some(Truncation::MaxBytes);
+                        return Ok(out);
+                    }
+                    sink(r.message.as_bytes());
+                    out.events += 1;
+                    out.bytes += len;
+                    out.last_timestamp_ms =
+                        Some(out.last_timestamp_ms.map_or(r.timestamp_ms, |t| t.max(r.timestamp_ms)));
+                }
+                match page.next_token {
+                    // An empty page with a token is normal: the search goes on.
+                    Some(t) => token = Some(t),
+                    None => return Ok(out),
+                }
+            }
+            Err(e) if e.is_transient() => {
+                out.retried += 1;
+                if backoff.failures() + 1 >= MAX_FAILURES {
+                    if out.pages == 0 {
+                        // Nothing read yet: nothing lost if the state machine retries the step.
+                        return Err(e);
+                    }
+                    out.truncated = Some(Truncation::Failing(e.to_string()));
+                    return Ok(out);
+                }
+                let wait = backoff.next_delay(clock.random());
+                warn!(error = %e, wait_ms = wait.as_millis() as u64, pages = out.pages, "FilterLogEvents: backing off");
+                if limits.stop_ms - (clock.now_ms() + wait.as_millis() as i64) < min_ms {
+                    out.truncated = Some(Truncation::Deadline);
+                    return Ok(out);
+                }
+                clock.sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The TRUNCATED line: how much of the recording was read and why not all of it.
+fn truncation_note(
+    read: &ReadOutcome,
+    settings: &ReportSettings,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Option<String> {
+    let reason = read.truncated.as_ref()?;
+    let rest = "the whole recording is in the log group: analyse it with `natflow analyze --log-group`";
+    let span = (end - start).num_milliseconds().max(1) as f64;
+    let reached = match read.last_timestamp_ms {
+        Some(t) => {
+            let share = ((t - start.timestamp_millis()) as f64 / span).clamp(0.0, 1.0);
+            let at = DateTime::<Utc>::from_timestamp_millis(t).unwrap_or(start);
+            format!(
+                "records captured up to {} were read, {:.0}% of the recording's window; the last {:.0}% of the window is not counted",
+                at.format("%H:%M:%SZ"),
+                share * 100.0,
+                (1.0 - share) * 100.0
+            )
+        }
+        None => "no record was read; the whole window is missing".into(),
+    };
+    let throttled = if read.retried > 0 {
+        format!(", {} throttled or failed requests retried", read.retried)
+    } else {
+        String::new()
+    };
+    Some(match reason {
+        Truncation::MaxBytes => format!(
+            "only the first {} of records were read (ReportMaxBytes, the report function's REPORT_MAX_BYTES); {reached}; {rest}",
+            human_bytes(read.bytes)
+        ),
+        Truncation::Deadline => format!(
+            "the report ran out of time, not bytes: it read {} of records in {} FilterLogEvents pages at {} requests per second \
+             (ReportReadsPerSecond){throttled} and stopped in time to build this report before its Lambda's time limit; \
+             {reached}; {rest}",
+            human_bytes(read.bytes),
+            read.pages,
+            settings.reads_per_second
+        ),
+        Truncation::Failing(e) => format!(
+            "FilterLogEvents kept failing after {} of records in {} pages ({e}); {reached}; {rest}",
+            human_bytes(read.bytes),
+            read.pages
+        ),
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
     pub region: String,
     pub reports_log_group: String,
     /// Most bytes of records read; beyond, the report is marked truncated.
     pub max_bytes: u64,
+    /// `FilterLogEvents` requests per second (a share of the account's 5).
+    pub reads_per_second: f64,
     /// Price overrides (prices.json layout).
     pub prices: Option<String>,
     pub top: usize,
@@ -53,9 +208,13 @@ pub struct ReportNotice {
     pub truncated: bool,
 }
 
+/// Builds the report. `deadline_ms` is the Lambda invocation's deadline (epoch ms): reading
+/// stops in time to finish before it.
 pub async fn build(
     input: ReportInput,
     settings: &ReportSettings,
+    deadline_ms: i64,
+    clock: &impl Clock,
     archive: &impl Archive,
     records: &impl FlowRecords,
     metrics: &impl NatMetrics,
@@ -105,20 +264,7 @@ pub async fn build(
     if !enis.is_empty() {
         analyzer.only_interfaces(&enis);
     }
-    let start_ms = (recording.started_at.timestamp() - WINDOW_MARGIN_S) * 1000;
-    let end_ms = (finished.ended_at.timestamp() + WINDOW_MARGIN_S) * 1000;
-    let read = records
-        .read(&[], start_ms, end_ms, settings.max_bytes, &mut |line| {
-            analyzer.feed(line)
-        })
-        .await?;
-    info!(
-        events = read.events,
-        bytes = read.bytes,
-        truncated = read.truncated,
-        "flow-log records read"
-    );
-
+    // The NAT's own metrics first (one short call), so that the reading can use the time left.
     let nat_metrics = match metrics
         .bytes(
             &recording.nat_id,
@@ -133,6 +279,27 @@ pub async fn build(
             None
         }
     };
+
+    let query = RecordQuery {
+        streams: vec![],
+        start_ms: (recording.started_at.timestamp() - WINDOW_MARGIN_S) * 1000,
+        end_ms: (finished.ended_at.timestamp() + WINDOW_MARGIN_S) * 1000,
+    };
+    let limits = ReadLimits {
+        max_bytes: settings.max_bytes,
+        reads_per_second: settings.reads_per_second,
+        stop_ms: stop_reading_at(clock.now_ms(), deadline_ms),
+    };
+    let read = read_records(records, clock, &query, limits, &mut |line| analyzer.feed(line)).await?;
+    info!(
+        events = read.events,
+        bytes = read.bytes,
+        pages = read.pages,
+        retried = read.retried,
+        truncated = ?read.truncated,
+        "flow-log records read"
+    );
+
     let prices = natflow::Prices::for_region(&settings.region, settings.prices.as_deref())
         .map_err(|e| RecorderError::Misconfigured(format!("PRICES: {e}")))?;
     let mut options = natflow::ReportOptions::new(prices);
@@ -140,13 +307,7 @@ pub async fn build(
     options.nat_metrics = nat_metrics;
     options.top = settings.top;
     options.state_transitions = Some(NORMAL_STATE_TRANSITIONS);
-    options.truncated = read.truncated.then(|| {
-        format!(
-            "only the first {} of records were read (the report function's REPORT_MAX_BYTES); the whole recording \
-             is in the log group: analyse it with `natflow analyze --log-group`",
-            human_bytes(read.bytes)
-        )
-    });
+    options.truncated = truncation_note(&read, settings, recording.started_at, finished.ended_at);
     let report = natflow::Report::build(&analyzer, &options);
 
     let stream = report_stream(&input.execution);
@@ -180,6 +341,6 @@ pub async fn build(
         subject: finished.subject,
         message,
         report_stream: stream,
-        truncated: read.truncated,
+        truncated: read.truncated.is_some(),
     })
 }

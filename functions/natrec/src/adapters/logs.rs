@@ -5,7 +5,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
 use crate::error::{service_code, RecorderError, Result};
-use crate::ports::{Archive, FlowRecords, ReadOutcome};
+use crate::ports::{Archive, FlowRecords, LogRecord, RecordPage, RecordQuery};
 
 /// PutLogEvents limits: 10,000 events and 1,048,576 bytes (with 26 bytes per event) a batch.
 const BATCH_EVENTS: usize = 9_000;
@@ -104,41 +104,66 @@ impl Archive for LogGroup {
     }
 }
 
+impl LogGroup {
+    /// The flow-log reader: its own client, with a longer attempt timeout than the control-plane
+    /// calls (`FilterLogEvents` over a whole group can take seconds) and no SDK retries. Standard
+    /// retry mode would retry a throttled request up to 3 attempts with up to 20 s of backoff
+    /// (AWS SDKs and Tools reference guide, "Retry behavior"), unseen by the report's pacing and
+    /// blind to the Lambda's deadline: `report::read_records` retries instead, paced, from the
+    /// same `nextToken`, and only while time is left.
+    pub fn reader(config: &aws_config::SdkConfig, name: impl Into<String>) -> Self {
+        let conf = aws_sdk_cloudwatchlogs::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(crate::env::read_timeouts(crate::env::READ_ATTEMPT_TIMEOUT))
+            .build();
+        Self::new(Client::from_conf(conf), name)
+    }
+}
+
 #[async_trait]
 impl FlowRecords for LogGroup {
-    async fn read(
+    /// One `FilterLogEvents` request (API reference: at most 1 MB or 10,000 events a page,
+    /// possibly empty while `nextToken` says there is more; a request with `nextToken` repeats
+    /// the others' parameters).
+    async fn page(
         &self,
-        streams: &[String],
-        start_ms: i64,
-        end_ms: i64,
-        max_bytes: u64,
-        sink: &mut (dyn for<'b> FnMut(&'b [u8]) + Send),
-    ) -> Result<ReadOutcome> {
+        query: &RecordQuery,
+        next_token: Option<&str>,
+        time_limit: std::time::Duration,
+    ) -> Result<RecordPage> {
         let mut req = self
             .client
             .filter_log_events()
             .log_group_name(&self.name)
-            .start_time(start_ms)
-            .end_time(end_ms);
-        if !streams.is_empty() {
+            .start_time(query.start_ms)
+            .end_time(query.end_ms)
+            .set_next_token(next_token.map(str::to_string));
+        if !query.streams.is_empty() {
             // FilterLogEvents takes at most 100 stream names.
-            req = req.set_log_stream_names(Some(streams.iter().take(100).cloned().collect()));
+            req = req.set_log_stream_names(Some(query.streams.iter().take(100).cloned().collect()));
         }
-        let mut pages = req.into_paginator().send();
-        let mut out = ReadOutcome::default();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "FilterLogEvents", &e))?;
-            for e in page.events() {
-                let Some(m) = e.message() else { continue };
-                if out.bytes + m.len() as u64 > max_bytes {
-                    out.truncated = true;
-                    return Ok(out);
-                }
-                sink(m.as_bytes());
-                out.events += 1;
-                out.bytes += m.len() as u64;
-            }
-        }
-        Ok(out)
+        // No request may outlive the time the report has left.
+        let limit = time_limit.min(crate::env::READ_ATTEMPT_TIMEOUT);
+        let page = req
+            .customize()
+            .config_override(
+                aws_sdk_cloudwatchlogs::config::Builder::default().timeout_config(crate::env::read_timeouts(limit)),
+            )
+            .send()
+            .await
+            .map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "FilterLogEvents", &e))?;
+        Ok(RecordPage {
+            records: page
+                .events()
+                .iter()
+                .filter_map(|e| {
+                    e.message().map(|m| LogRecord {
+                        timestamp_ms: e.timestamp().unwrap_or_default(),
+                        message: m.to_string(),
+                    })
+                })
+                .collect(),
+            next_token: page.next_token().map(str::to_string),
+        })
     }
 }
