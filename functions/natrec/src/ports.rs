@@ -64,7 +64,11 @@ pub struct LockRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
-    Acquired,
+    /// This execution holds the lock, which expires at `expires_at_s` (epoch s): the expiry the
+    /// first attempt of the execution stored, also when a retry finds its own lock.
+    Acquired {
+        expires_at_s: i64,
+    },
     /// Another execution records this NAT.
     HeldBy(String),
     /// Another execution holds the lock but its recording is ending (a stop signal newer than

@@ -158,14 +158,6 @@ fn state_time_ms(event: &AlarmEvent) -> i64 {
         .timestamp_millis()
 }
 
-/// `natrec:expires-at` of a recording's flow logs: the alarm's state time (whole seconds) +
-/// the recording time + `LOCK_GRACE_S`. Fixed for the execution (see `start`).
-pub fn flow_log_expiry(event: &AlarmEvent, recording_time_s: u32) -> DateTime<Utc> {
-    let alarm_s = state_time_ms(event).div_euclid(1000);
-    let at = alarm_s + i64::from(recording_time_s) + LOCK_GRACE_S;
-    Utc.timestamp_opt(at, 0).single().unwrap_or(event.time)
-}
-
 /// CloudWatch writes state timestamps as `2019-10-02T17:20:48.551+0000`.
 pub fn parse_alarm_timestamp(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -236,8 +228,8 @@ pub async fn start(
         expires_at_s,
         max_recordings: settings.max_recordings,
     };
-    match store.acquire(&lock).await? {
-        Acquired::Acquired => {}
+    let expires_at_s = match store.acquire(&lock).await? {
+        Acquired::Acquired { expires_at_s } => expires_at_s,
         Acquired::HolderEnding(holder) => {
             return Err(RecorderError::RecordingEnding {
                 nat_id: nat_id.to_string(),
@@ -260,14 +252,16 @@ pub async fn start(
             ));
             return Ok(recording);
         }
-    }
+    };
 
     // Every CreateFlowLogs parameter, tags included, must be the same in every attempt of this
     // execution: EC2 "Ensuring idempotency" (ClientToken): a retry with the same token and other
     // parameters fails with IdempotentParameterMismatch instead of returning the flow logs of the
-    // first attempt. So the expiry derives from the alarm's state timestamp (fixed in the
-    // execution's input), never from the clock of this attempt.
-    let expires = flow_log_expiry(&event, settings.recording_time_s);
+    // first attempt. So the expiry is the lock's, stored by the first attempt of this execution
+    // (a retry finds its own lock with it), never the clock of this attempt. (The alarm's
+    // timestamp would be fixed too, but an event delivered late would make the flow logs
+    // expire at once.)
+    let expires = Utc.timestamp_opt(expires_at_s, 0).single().unwrap_or(now);
     let request = FlowLogRequest {
         target: nat.flow_log_target(),
         log_group: settings.log_group.clone(),

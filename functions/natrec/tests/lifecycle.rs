@@ -148,13 +148,8 @@ async fn start_records_every_interface_with_the_full_format_and_tags() {
     assert_eq!(tag(TAG_EXECUTION), EXEC);
     assert_eq!(tag(TAG_NAT), NAT);
     assert_eq!(tag(TAG_STACK), "natrec-test");
-    // The alarm's state time (09:01:10.123, in the event) + recording time + grace: fixed for
-    // the execution, whatever the clock of the attempt says.
-    assert_eq!(
-        tag(TAG_EXPIRES),
-        "2026-11-25T10:16:10Z",
-        "alarm time + recording time + grace"
-    );
+    // The lock's expiry (first attempt's clock + recording time + grace): fixed for the execution.
+    assert_eq!(tag(TAG_EXPIRES), "2026-11-25T10:16:12Z", "recording time + grace");
     assert_eq!(req.client_token, client_token(EXEC));
     assert!(req.client_token.len() <= 64);
     assert_ne!(client_token(EXEC), client_token("other"));

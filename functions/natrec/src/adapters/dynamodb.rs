@@ -91,8 +91,13 @@ impl RecordingStore for DynamoStore {
             .send()
             .await
             .map_err(|e| err("GetItem", &e))?;
-        if current.item().and_then(|i| get_s(i, "execution")) == Some(lock.execution.as_str()) {
-            return Ok(Acquired::Acquired);
+        if let Some(item) = current
+            .item()
+            .filter(|i| get_s(i, "execution") == Some(lock.execution.as_str()))
+        {
+            return Ok(Acquired::Acquired {
+                expires_at_s: get_n(item, "expires_at").unwrap_or(lock.expires_at_s),
+            });
         }
         let take = Update::builder()
             .table_name(&self.table)
@@ -129,7 +134,9 @@ impl RecordingStore for DynamoStore {
             tx = tx.transact_items(TransactWriteItem::builder().condition_check(limit).build());
         }
         match tx.send().await {
-            Ok(_) => Ok(Acquired::Acquired),
+            Ok(_) => Ok(Acquired::Acquired {
+                expires_at_s: lock.expires_at_s,
+            }),
             Err(e) => {
                 let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() else {
                     return Err(err("TransactWriteItems", &e));
@@ -319,21 +326,27 @@ impl RecordingStore for DynamoStore {
     }
 
     async fn noted_delivery(&self, nat_id: &NatGatewayId, execution: &str) -> Result<Option<String>> {
-        let out = self
+        // Read through a conditional no-op UpdateItem (the value it sets is the one it requires):
+        // the finish step needs no other DynamoDB action than the UpdateItem it releases with.
+        let result = self
             .client
-            .get_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(nat_id.as_str()))
-            .consistent_read(true)
-            .projection_expression("delivery_note, delivery_execution")
+            .update_expression("SET delivery_execution = :e")
+            .condition_expression("delivery_execution = :e")
+            .expression_attribute_values(":e", s(execution))
+            .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(|e| err("GetItem", &e))?;
-        Ok(out
-            .item()
-            .filter(|i| get_s(i, "delivery_execution") == Some(execution))
-            .and_then(|i| get_s(i, "delivery_note"))
-            .map(str::to_string))
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|i| get_s(i, "delivery_note"))
+                .map(str::to_string)),
+            Err(e) if service_code(&e) == Some(CONDITION_FAILED) => Ok(None),
+            Err(e) => Err(err("UpdateItem", &e)),
+        }
     }
 
     async fn held_locks(&self) -> Result<Vec<(NatGatewayId, String)>> {

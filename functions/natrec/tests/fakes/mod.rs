@@ -180,6 +180,7 @@ pub struct LockItem {
     pub released: Option<String>,
     /// (execution, note) kept by note_delivery; release leaves it.
     pub delivery_note: Option<(String, String)>,
+    pub expires_at_s: Option<i64>,
 }
 
 /// Same contract as the DynamoDB adapter, in memory.
@@ -198,7 +199,11 @@ impl RecordingStore for FakeStore {
             return Ok(Acquired::HeldBy("a replay of a released execution".into()));
         }
         match &item.execution {
-            Some(e) if e == &lock.execution => return Ok(Acquired::Acquired),
+            Some(e) if e == &lock.execution => {
+                return Ok(Acquired::Acquired {
+                    expires_at_s: item.expires_at_s.unwrap_or(lock.expires_at_s),
+                })
+            }
             Some(e) => {
                 let ending = item
                     .last_stop
@@ -219,7 +224,10 @@ impl RecordingStore for FakeStore {
         item.execution = Some(lock.execution.clone());
         item.alarm_at_ms = Some(lock.alarm_at_ms);
         item.token = None;
-        Ok(Acquired::Acquired)
+        item.expires_at_s = Some(lock.expires_at_s);
+        Ok(Acquired::Acquired {
+            expires_at_s: lock.expires_at_s,
+        })
     }
     async fn mark_started(&self, nat_id: &NatGatewayId, execution: &str, ids: &[String]) -> Result<()> {
         let mut items = self.items.lock().unwrap();
