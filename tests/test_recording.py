@@ -282,3 +282,35 @@ def test_a_flow_log_that_delivers_nothing_is_deleted_and_the_notice_says_why(rec
     assert "records NOT delivered" in notice["subject"]
     assert "FLOW-LOG RECORDS WERE NOT DELIVERED" in notice["message"]
     assert f"Delivery:     FAILED for {fl['FlowLogId']} (Access error)" in notice["message"]
+
+
+def test_a_vpc_with_more_interfaces_than_a_page_is_snapshotted_whole(recorder):
+    """1,200 interfaces besides the NAT's: more than one 1,000-item page of
+    DescribeNetworkInterfaces. The router pages moto's answer as the EC2 API reference says
+    (moto itself ignores MaxResults), so the inventory is whole only if the start step asks in
+    pages and follows NextToken."""
+    import time as _time
+    nat = recorder.create_nat()
+    ec2 = recorder.emu.client("ec2")
+    subnet = ec2.create_subnet(VpcId=nat["vpc"], CidrBlock="10.0.16.0/20")["Subnet"]["SubnetId"]
+    t0 = _time.time()
+    # Straight into moto's EC2 model: 1,200 API calls would take a minute of CI time.
+    from moto.backends import get_backend
+    from tests.harness.stack import ACCOUNT, REGION
+    backend = get_backend("ec2")[ACCOUNT][REGION]
+    subnet_model = backend.get_subnet(subnet)
+    for _ in range(1200):
+        backend.create_network_interface(subnet_model, None)
+    created = _time.time() - t0
+    before = len(recorder.emu.router.calls)
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "big-vpc")
+    recorder.wait_parked(nat["id"])
+    recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+    assert ended(recorder, arn)[0] == "SUCCEEDED"
+    pages = recorder.emu.router.calls[before:].count("DescribeNetworkInterfaces")
+    assert pages == 2, f"{pages} DescribeNetworkInterfaces requests"
+    stream = arn.split(":")[-1] + "/inventory"
+    events = recorder.emu.client("logs").get_log_events(logGroupName=recorder.report_log_group,
+                                                        logStreamName=stream, startFromHead=True)["events"]
+    ids = {json.loads(e["message"])["interface_id"] for e in events}
+    assert len(ids) == 1201 and nat["interfaces"][0] in ids, (len(ids), created)

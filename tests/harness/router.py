@@ -43,6 +43,35 @@ def aws_action(headers, body: bytes) -> str:
     return ""
 
 
+# EC2 Describe calls that AWS pages by MaxResults/NextToken but moto answers in one page.
+EC2_PAGED_SETS = {"DescribeNetworkInterfaces": "networkInterfaceSet", "DescribeFlowLogs": "flowLogSet"}
+
+
+def page_like_ec2(action: str, request: bytes, response: bytes) -> bytes:
+    """Pages an EC2 Describe answer as the EC2 API reference says (moto ignores MaxResults): a
+    request with MaxResults gets at most that many items and a nextToken for the rest; one without
+    gets everything. The token is the index of the next item."""
+    import xml.etree.ElementTree as ET
+    params = urllib.parse.parse_qs(request.decode(errors="replace"))
+    if action not in EC2_PAGED_SETS or "MaxResults" not in params:
+        return response
+    size, start = int(params["MaxResults"][0]), int(params.get("NextToken", ["0"])[0])
+    root = ET.fromstring(response)
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    q = (lambda t: f"{{{ns}}}{t}") if ns else (lambda t: t)
+    item_set = root.find(q(EC2_PAGED_SETS[action]))
+    if item_set is None:
+        return response
+    items = list(item_set)
+    for item in items:
+        item_set.remove(item)
+    item_set.extend(items[start:start + size])
+    if start + size < len(items):
+        ET.SubElement(root, q("nextToken")).text = str(start + size)
+    ET.register_namespace("", ns)
+    return ET.tostring(root, encoding="utf-8")
+
+
 IAM_PREFIX = {"monitoring": "cloudwatch"}
 TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                          "ConditionCheck": "ConditionCheckItem"}
@@ -71,6 +100,7 @@ class Router(ThreadingHTTPServer):
         self.callers: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
         self.dynamodb_lock = threading.Lock()
+        self.page_ec2 = True  # answer EC2 Describe calls in pages as AWS does (page_like_ec2)
         super().__init__(("127.0.0.1", port), _Handler)
 
     def take_fault(self, action: str, caller: str | None = None) -> Fault | None:
@@ -129,6 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+        if self.server.page_ec2 and resp.status == 200 and action in EC2_PAGED_SETS:
+            data = page_like_ec2(action, body, data)
         self._send(resp.status, data, {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS})
         conn.close()
 
