@@ -102,7 +102,7 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     assert f"{other_az} -> NAT in {nat_az}: 1.3 MB" in m
     assert "Coverage: the flow logs account for 4.5 MB of the 5.0 MB the NAT's CloudWatch metrics counted (90.0%)" in m
     assert "1 malformed" in m and "1 NODATA/SKIPDATA" in m
-    assert "Skipped 4 records of other interfaces in the same log group." in m
+    assert "Skipped 4 records of other interfaces or NAT Gateways" in m
     # The recording's own facts follow.
     assert "alarm returned to OK" in m and nat["interfaces"][0] in m
     # The full report, as JSON, next to the recording.
@@ -179,3 +179,21 @@ def test_natflow_cli_reads_the_recording_from_the_log_group(recorder, tmp_path):
     bad = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", "/no/such/group", "--start",
                           str(now - 600), "--end", str(now)], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "FilterLogEvents on /no/such/group" in bad.stderr
+
+
+def test_throttling_beyond_the_sdk_retries_is_absorbed_by_the_paced_reader(recorder):
+    """FilterLogEvents is limited to 5 requests per second per account (shared): throttled more
+    often than the SDK's 3 attempts would absorb, the report still reads every page in one run
+    (its reader backs off and retries from the same nextToken) instead of failing the step."""
+    fault = Fault("FilterLogEvents", 400, "ThrottlingException", times=4, caller="BuildReportFunction")
+    recorder.emu.router.faults.append(fault)
+    host = recorder.hosts["BuildReportFunction"]
+    before = len(host.invocations)
+    nat, arn, lam, *_ = record_spike(recorder, "report-throttled")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    assert fault.injected == 4
+    assert len(host.invocations) - before == 1, "the report step ran once"
+    [notice] = recorder.notices()
+    m = notice["message"]
+    assert "TRUNCATED" not in m and f"  1. Lambda thumbnailer {lam['PrivateIpAddress']} -> S3 {S3_IP}: 3.2 MB" in m
+    assert report_json(recorder, arn)["bytes"] == 4_500_000

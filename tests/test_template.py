@@ -416,3 +416,33 @@ def test_every_path_that_ends_the_execution_sends_a_notice_first():
         seen.add((name, notified))
         return [x for n in nexts(s) for x in ends_without_notice(n, notified, seen)]
     assert ends_without_notice(asl["StartAt"], False, set()) == []
+
+
+# --- The report step never runs past its Lambda and starts over (issue 9, item 1) ---------------
+
+def test_build_report_is_not_retried_after_a_timeout_and_reads_what_one_run_can():
+    """A BuildReport that timed out would time out again, reading from the start each time (6
+    retries of a 900 s Lambda). Step Functions reports a Lambda timeout as `Sandbox.Timedout`, or as
+    `Lambda.Unknown` ("Unhandled errors in Lambda are reported as Lambda.Unknown ... These include
+    out-of-memory errors and function timeouts": Step Functions developer guide, "Handle Lambda
+    service exceptions"); a task timeout is `States.Timeout`. None may be retried; they are caught
+    and the notice goes out without the report. Reading stops in time by itself
+    (functions/natrec/src/report.rs, tests/report_reading.rs). The other steps keep their retries."""
+    asl = json.loads((ROOT / "statemachine" / "recorder.asl.json").read_text())
+    timeouts = {"Sandbox.Timedout", "Lambda.Unknown", "States.Timeout", "States.ALL", "States.TaskFailed"}
+    retried = {e for r in asl["States"]["BuildReport"].get("Retry", []) for e in r["ErrorEquals"]}
+    assert "Transient" in retried and not retried & timeouts, retried
+    others = {e for s in asl["States"].values() for r in s.get("Retry", []) for e in r["ErrorEquals"]}
+    assert "Sandbox.Timedout" in others, "other steps (idempotent, short) still retry a timeout"
+
+    template = load_template(ROOT / "template.yaml")
+    params, fn = template["Parameters"], template["Resources"]["BuildReportFunction"]["Properties"]
+    assert fn["Environment"]["Variables"]["REPORT_READS_PER_SECOND"] == {"Ref": "ReportReadsPerSecond"}
+    rate = params["ReportReadsPerSecond"]
+    assert float(rate["Default"]) == 2 and 0 < float(rate["MinValue"]) and float(rate["MaxValue"]) < 5, \
+        "a bounded share of FilterLogEvents' 5 requests per second per account"
+    # What one run reads at the default pace, at most: 1 MiB pages (FilterLogEvents API reference),
+    # over the Lambda's timeout less the 60 s kept back to build the report (report::TIME_RESERVE).
+    readable = float(rate["Default"]) * (int(fn["Timeout"]) - 60) * 1_048_576
+    max_bytes = params["ReportMaxBytes"]
+    assert int(max_bytes["Default"]) <= int(max_bytes["MaxValue"]) <= 0.95 * readable, (max_bytes, readable)
