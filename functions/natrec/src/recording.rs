@@ -466,10 +466,12 @@ pub async fn finish(
             store.note_delivery(nat, &input.execution, &note).await?;
         }
     } else if found.is_empty() && !untagged.is_empty() {
-        // Already deleted by an earlier attempt of this step: what did it see?
+        // Already deleted by an earlier attempt of this step, which read their status: a
+        // failure it saw is noted; no note means it saw none.
+        delivery.checked = untagged.len();
         if let Some(nat) = &nat_id {
             if let Some(note) = store.noted_delivery(nat, &input.execution).await? {
-                delivery = serde_json::from_str(&note).unwrap_or_default();
+                delivery = serde_json::from_str(&note).unwrap_or(delivery);
             }
         }
     }

@@ -708,6 +708,15 @@ async fn a_retried_finish_deletes_only_what_still_exists() {
     );
     assert_eq!(ec2.delete_calls.lock().unwrap().len(), 1, "the retry deleted nothing");
     assert!(ec2.active().is_empty());
+    assert_eq!(
+        retry.delivery, first.delivery,
+        "the first attempt saw no delivery failure"
+    );
+    assert!(
+        retry.message.contains("Delivery:     no failure reported"),
+        "{}",
+        retry.message
+    );
 }
 
 /// Another deleter (the sweeper) removes a flow log between the finish step's DescribeFlowLogs
