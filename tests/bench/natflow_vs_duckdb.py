@@ -30,7 +30,7 @@ TOP = 100
 FIELDS = ["version", "account_id", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
           "packets", "bytes", "start", "end", "action", "log_status", "vpc_id", "subnet_id", "az_id",
           "flow_direction", "traffic_path", "pkt_srcaddr", "pkt_dstaddr", "pkt_src_aws_service",
-          "pkt_dst_aws_service", "tcp_flags", "type"]
+          "pkt_dst_aws_service", "tcp_flags", "type", "resource_id"]
 
 # The same attribution natflow does: only translated rows, each flow counted once, upload where
 # the destination was translated, download where the source was.

@@ -257,13 +257,12 @@ pub async fn build(
     let mut analyzer = natflow::Analyzer::new(natflow::Format::recorder(), &nat_ips)
         .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
 
-    // The whole group in the window, this NAT's interfaces only: the group holds every NAT's
-    // recordings, and stream names are the service's to choose (`<eni>-all`). A regional NAT
-    // Gateway's records are kept whatever their interface.
+    // The whole group in the window, this NAT's records only: the group holds every NAT's
+    // recordings, and stream names are the service's to choose (`<eni>-all`). A zonal NAT's
+    // records are selected by its interfaces, a regional NAT's by `resource-id` (its flow log
+    // writes `-` as interface-id; VPC user guide, flow-logs-records-examples).
     let enis: Vec<&String> = recording.interfaces.iter().filter(|i| i.starts_with("eni-")).collect();
-    if !enis.is_empty() {
-        analyzer.only_interfaces(&enis);
-    }
+    analyzer.only_nat(recording.nat_id.as_str(), &enis);
     // The NAT's own metrics first (one short call), so that the reading can use the time left.
     let nat_metrics = match metrics
         .bytes(

@@ -469,3 +469,74 @@ async fn the_report_says_it_ran_out_of_time_and_how_much_of_the_window_is_missin
     let json: serde_json::Value = serde_json::from_str(&stored[&notice.report_stream][0]).unwrap();
     assert!(json["truncated"].as_str().unwrap().contains("ran out of time"));
 }
+
+/// One row in the recorder's format (v9, `resource-id` last).
+#[allow(clippy::too_many_arguments)]
+fn row(eni: &str, src: &str, dst: &str, psrc: &str, pdst: &str, bytes: u64, dir: &str, resource: &str) -> String {
+    format!(
+        "9 123456789012 {eni} {src} {dst} 40000 443 6 10 {bytes} 1790000000 1790000060 ACCEPT OK \
+         vpc-1 - - {dir} 8 {psrc} {pdst} - - 19 IPv4 {resource}"
+    )
+}
+
+/// A regional NAT Gateway's flow, four rows as AWS documents them for a `RegionalNatGateway`
+/// flow log (VPC user guide, flow-logs-records-examples): `interface-id` `-`, the NAT's ID in
+/// `resource-id`, the inside rows carry the host and the remote host.
+fn regional_flow(nat: &str, host: &str, up: u64, down: u64) -> Vec<String> {
+    let (pubip, remote) = ("198.51.100.7", "203.0.113.9");
+    vec![
+        row("-", host, remote, host, remote, up, "ingress", nat),
+        row("-", pubip, remote, pubip, remote, up, "egress", nat),
+        row("-", remote, pubip, remote, pubip, down, "ingress", nat),
+        row("-", remote, host, remote, host, down, "egress", nat),
+    ]
+}
+
+#[tokio::test]
+async fn a_regional_nats_report_counts_only_its_own_records_in_the_shared_group() {
+    let started = T0 / 1000;
+    let mine = "nat-0123456789abcdef0";
+    let state = json!({
+        "status": "recording", "nat_id": mine, "alarm_name": "a", "execution": "arn:x:exec",
+        "interfaces": [], "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
+        "recording_time": 900, "log_group": "/natrec/s/flow-logs",
+        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(started + 900, 0).unwrap()},
+    });
+    let input: ReportInput = serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap();
+    let settings = ReportSettings {
+        region: "us-east-1".into(),
+        reports_log_group: "/natrec/s/reports".into(),
+        max_bytes: 1 << 30,
+        reads_per_second: 2.0,
+        prices: None,
+        top: 10,
+    };
+    // The group holds this NAT's flow, another regional NAT's and a zonal NAT's recording.
+    let mut lines = regional_flow(mine, "10.0.1.5", 1_000, 500);
+    lines.extend(regional_flow("nat-0fedcba98765432a1", "10.0.2.6", 70_000, 30_000));
+    lines.push(row(
+        "eni-0aaaaaaaaaaaaaaa1",
+        "10.0.3.7",
+        "10.0.0.10",
+        "10.0.3.7",
+        "203.0.113.9",
+        900_000,
+        "ingress",
+        "-",
+    ));
+    let recs = lines.into_iter().enumerate().map(|(i, l)| (T0 + i as i64, l)).collect();
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let logs = FakeLogs::new(clock.clone(), recs);
+    let archive = FakeArchive::default();
+    let deadline = clock.now_ms() + 900_000;
+    let notice = report::build(input, &settings, deadline, clock.as_ref(), &archive, &logs, &Metrics)
+        .await
+        .unwrap();
+    let stored = archive.0.lock().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stored[&notice.report_stream][0]).unwrap();
+    assert_eq!(
+        (json["upload_bytes"].as_u64(), json["download_bytes"].as_u64()),
+        (Some(1_000), Some(500)),
+        "{json:#}"
+    );
+}
