@@ -466,14 +466,7 @@ pub async fn finish(
             store.note_delivery(nat, &input.execution, &note).await?;
         }
     } else if found.is_empty() && !untagged.is_empty() {
-        // Already deleted by an earlier attempt of this step, which read their status: a
-        // failure it saw is noted; no note means it saw none.
         delivery.checked = untagged.len();
-        if let Some(nat) = &nat_id {
-            if let Some(note) = store.noted_delivery(nat, &input.execution).await? {
-                delivery = serde_json::from_str(&note).unwrap_or(delivery);
-            }
-        }
     }
     delete_existing(flow_logs, &found).await?;
     // Every flow log of this execution is gone now: the ones deleted here, and IDs passed along
@@ -486,6 +479,17 @@ pub async fn finish(
         None => false,
     };
     info!(execution = %input.execution, deleted = ?ids, lock_released, ?ending, "recording cleaned up");
+    // No failure now, but one noted earlier is still told: seen by an earlier attempt of this
+    // step (which deleted the flow logs: no note means it saw none), or by the sweeper during the
+    // recording (a failure such as "Rate limited" can clear before the end). Read after the
+    // cleanup and best effort: the note only adds to the notice.
+    if let (true, Some(nat), Some(_)) = (delivery.failed.is_empty(), &nat_id, &recording) {
+        match store.noted_delivery(nat, &input.execution).await {
+            Ok(Some(note)) => delivery = serde_json::from_str(&note).unwrap_or(delivery),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "delivery note unreadable; the notice tells the end's status"),
+        }
+    }
 
     let traffic = match &recording {
         Some(r) if ending != Ending::Failed || !r.flow_log_ids.is_empty() => {

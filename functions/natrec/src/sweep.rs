@@ -187,6 +187,23 @@ pub async fn after_execution_ended(
     Ok(report)
 }
 
+/// A running recording's flow logs are checked on every sweep: a delivery failure seen during the
+/// recording (DescribeFlowLogs `DeliverLogsStatus` FAILED, e.g. "Rate limited", which can clear
+/// before the end) is noted on the NAT's item, and the finish step's notice tells it.
+async fn note_delivery_failure(execution: &str, group: &[TaggedFlowLog], store: &impl RecordingStore) -> Result<()> {
+    let delivery = crate::recording::Delivery::of(group);
+    let nat = group
+        .iter()
+        .find_map(|f| f.tags.get(TAG_NAT))
+        .map(|n| NatGatewayId::parse(n));
+    if let (false, Some(Ok(nat))) = (delivery.failed.is_empty(), nat) {
+        warn!(%execution, failed = ?delivery.failed, "flow-log delivery failing during a recording");
+        let note = serde_json::to_string(&delivery).expect("a delivery status serializes");
+        store.note_delivery(&nat, execution, &note).await?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sweep_with(
     stack_name: &str,
@@ -214,6 +231,7 @@ async fn sweep_with(
         } else if execution.is_empty() || !executions.is_running(&execution).await? {
             SweepReason::ExecutionEnded
         } else {
+            note_delivery_failure(&execution, &group, store).await?;
             continue;
         };
         let ids: Vec<String> = group.iter().map(|f| f.id.clone()).collect();

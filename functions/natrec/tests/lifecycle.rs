@@ -917,3 +917,42 @@ async fn a_retried_finish_still_tells_the_delivery_failure_it_saw() {
     assert!(retry.subject.contains("NOT delivered"), "{}", retry.subject);
     assert!(retry.message.starts_with("FLOW-LOG RECORDS WERE NOT DELIVERED"));
 }
+
+/// A delivery failure can clear before the end ("Rate limited"): the sweeper, which checks the
+/// running recordings' flow logs on its schedule, notes it, and the end's notice still tells it
+/// although DescribeFlowLogs says SUCCESS by then.
+#[tokio::test]
+async fn a_delivery_failure_seen_during_the_recording_is_told_at_the_end() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let id = ec2.active()[0].clone();
+    let executions = FakeExecutions::default();
+    executions.running.lock().unwrap().push(EXEC.to_string());
+    let notifier = FakeNotifier::default();
+    ec2.fail_delivery(&id, "Rate limited");
+    let swept = natrec::sweep::sweep("natrec-test", now(), false, &ec2, &executions, &store, &notifier)
+        .await
+        .unwrap();
+    assert!(
+        swept.swept.is_empty() && ec2.active() == vec![id.clone()],
+        "a running recording is left alone"
+    );
+    assert!(notifier.sent.lock().unwrap().is_empty(), "no notice mid-recording");
+    ec2.delivery.lock().unwrap().clear(); // delivering again by the end
+    let done = finish(
+        finish_input(state),
+        now() + chrono::Duration::minutes(5),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert!(ec2.active().is_empty());
+    assert_eq!(done.delivery.failed.len(), 1, "{:?}", done.delivery);
+    assert_eq!(done.delivery.failed[0].error, "Rate limited");
+    assert!(done.subject.contains("NOT delivered"), "{}", done.subject);
+}
