@@ -208,6 +208,24 @@ pub struct ReportNotice {
     pub truncated: bool,
 }
 
+/// Most bytes of report text in a notice. The notice travels as BuildReport's output through
+/// the state machine (256 KiB per state input/output, `States.DataLimitExceeded`, which
+/// `States.ALL` does not catch: Step Functions quotas) into SNS Publish (256 KiB message): with
+/// many talkers listed (`top`) the text could reach either; the JSON report keeps everything.
+pub const MAX_REPORT_TEXT: usize = 64 * 1024;
+
+fn capped(mut text: String) -> String {
+    if text.len() > MAX_REPORT_TEXT {
+        let mut cut = MAX_REPORT_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(text[..cut].rfind('\n').map_or(cut, |n| n + 1));
+        text.push_str("[... the report is longer than 64 KB: the notice shows its beginning; the rest is in the JSON report below]\n\n");
+    }
+    text
+}
+
 /// Builds the report. `deadline_ms` is the Lambda invocation's deadline (epoch ms): reading
 /// stops in time to finish before it.
 pub async fn build(
@@ -333,7 +351,7 @@ pub async fn build(
         "Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n\
          ----------------------------------------------------------------------\n\n{finish}",
         nat = recording.nat_id,
-        text = report.to_text(),
+        text = capped(report.to_text()),
         finish = finished.message,
     );
     Ok(ReportNotice {

@@ -540,3 +540,55 @@ async fn a_regional_nats_report_counts_only_its_own_records_in_the_shared_group(
         "{json:#}"
     );
 }
+
+#[tokio::test]
+async fn a_report_with_thousands_of_talkers_listed_stays_far_below_the_payload_limits() {
+    let started = T0 / 1000;
+    let state = json!({
+        "status": "recording", "nat_id": "nat-0123456789abcdef0", "alarm_name": "a", "execution": "arn:x:exec",
+        "interfaces": ["eni-0aaaaaaaaaaaaaaa1"], "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
+        "recording_time": 900, "log_group": "/natrec/s/flow-logs",
+        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(started + 900, 0).unwrap()},
+    });
+    let input: ReportInput = serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap();
+    let settings = ReportSettings {
+        region: "us-east-1".into(),
+        reports_log_group: "/natrec/s/reports".into(),
+        max_bytes: 1 << 30,
+        reads_per_second: 2.0,
+        prices: None,
+        top: 10_000,
+    };
+    // 6,000 distinct talkers, every one listed.
+    let recs = (0..6_000usize)
+        .map(|i| {
+            let host = format!("10.0.{}.{}", i / 250 + 1, i % 250 + 1);
+            let line = row(
+                "eni-0aaaaaaaaaaaaaaa1",
+                &host,
+                "10.0.0.10",
+                &host,
+                "203.0.113.9",
+                1_000 + i as u64,
+                "ingress",
+                "-",
+            );
+            (T0 + i as i64, line)
+        })
+        .collect();
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let logs = FakeLogs::new(clock.clone(), recs);
+    let archive = FakeArchive::default();
+    let deadline = clock.now_ms() + 900_000;
+    let notice = report::build(input, &settings, deadline, clock.as_ref(), &archive, &logs, &Metrics)
+        .await
+        .unwrap();
+    let m = &notice.message;
+    assert!(m.len() < report::MAX_REPORT_TEXT + 4_096, "{} bytes", m.len());
+    assert!(
+        m.contains("the report is longer than 64 KB"),
+        "{}",
+        &m[m.len() - 2_000..]
+    );
+    assert!(m.contains("Full report (JSON): log group /natrec/s/reports") && m.ends_with("facts"));
+}
