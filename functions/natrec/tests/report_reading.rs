@@ -408,25 +408,33 @@ fn flow_line(i: usize) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_report_says_it_ran_out_of_time_and_how_much_of_the_window_is_missing() {
+/// A 900-second recording of `nat` on `interfaces`, starting at `T0`, as BuildReport gets it.
+fn report_input(nat: &str, interfaces: &[&str]) -> ReportInput {
     let started = T0 / 1000;
-    let ended = started + 900;
     let state = json!({
-        "status": "recording", "nat_id": "nat-0123456789abcdef0", "alarm_name": "a", "execution": "arn:x:exec",
-        "interfaces": ["eni-0aaaaaaaaaaaaaaa1"], "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
+        "status": "recording", "nat_id": nat, "alarm_name": "a", "execution": "arn:x:exec",
+        "interfaces": interfaces, "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
         "recording_time": 900, "log_group": "/natrec/s/flow-logs",
-        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(ended, 0).unwrap()},
+        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(started + 900, 0).unwrap()},
     });
-    let input: ReportInput = serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap();
-    let settings = ReportSettings {
+    serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap()
+}
+
+fn report_settings(top: usize) -> ReportSettings {
+    ReportSettings {
         region: "us-east-1".into(),
         reports_log_group: "/natrec/s/reports".into(),
         max_bytes: 1 << 30,
         reads_per_second: 2.0,
         prices: None,
-        top: 10,
-    };
+        top,
+    }
+}
+
+#[tokio::test]
+async fn the_report_says_it_ran_out_of_time_and_how_much_of_the_window_is_missing() {
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaaaaaaaaaaaaaa1"]);
+    let settings = report_settings(10);
     let now = T0 + 1_500_000;
     let clock = FakeClock::at(now);
     // 2,400 pages of records over the window: 1,200 s at 2 a second.
@@ -494,23 +502,9 @@ fn regional_flow(nat: &str, host: &str, up: u64, down: u64) -> Vec<String> {
 
 #[tokio::test]
 async fn a_regional_nats_report_counts_only_its_own_records_in_the_shared_group() {
-    let started = T0 / 1000;
     let mine = "nat-0123456789abcdef0";
-    let state = json!({
-        "status": "recording", "nat_id": mine, "alarm_name": "a", "execution": "arn:x:exec",
-        "interfaces": [], "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
-        "recording_time": 900, "log_group": "/natrec/s/flow-logs",
-        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(started + 900, 0).unwrap()},
-    });
-    let input: ReportInput = serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap();
-    let settings = ReportSettings {
-        region: "us-east-1".into(),
-        reports_log_group: "/natrec/s/reports".into(),
-        max_bytes: 1 << 30,
-        reads_per_second: 2.0,
-        prices: None,
-        top: 10,
-    };
+    let input = report_input(mine, &[]);
+    let settings = report_settings(10);
     // The group holds this NAT's flow, another regional NAT's and a zonal NAT's recording.
     let mut lines = regional_flow(mine, "10.0.1.5", 1_000, 500);
     lines.extend(regional_flow("nat-0fedcba98765432a1", "10.0.2.6", 70_000, 30_000));
@@ -543,22 +537,8 @@ async fn a_regional_nats_report_counts_only_its_own_records_in_the_shared_group(
 
 #[tokio::test]
 async fn a_report_with_thousands_of_talkers_listed_stays_far_below_the_payload_limits() {
-    let started = T0 / 1000;
-    let state = json!({
-        "status": "recording", "nat_id": "nat-0123456789abcdef0", "alarm_name": "a", "execution": "arn:x:exec",
-        "interfaces": ["eni-0aaaaaaaaaaaaaaa1"], "started_at": chrono::DateTime::from_timestamp(started, 0).unwrap(),
-        "recording_time": 900, "log_group": "/natrec/s/flow-logs",
-        "finished": {"subject": "NAT spike recorded", "message": "facts", "ended_at": chrono::DateTime::from_timestamp(started + 900, 0).unwrap()},
-    });
-    let input: ReportInput = serde_json::from_value(json!({"execution": "arn:x:exec", "state": state})).unwrap();
-    let settings = ReportSettings {
-        region: "us-east-1".into(),
-        reports_log_group: "/natrec/s/reports".into(),
-        max_bytes: 1 << 30,
-        reads_per_second: 2.0,
-        prices: None,
-        top: 10_000,
-    };
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaaaaaaaaaaaaaa1"]);
+    let settings = report_settings(10_000);
     // 6,000 distinct talkers, every one listed.
     let recs = (0..6_000usize)
         .map(|i| {
