@@ -367,7 +367,10 @@ def test_what_can_start_a_recording_is_deleted_before_the_final_sweep(macro):
     assert len(alarms) == 2 and starters, (alarms, starters)
     for k in alarms + starters + sorted(machines):
         assert depends_on(deps, k, cleanup), f"{k} would outlive {cleanup} on stack deletion"
-    for needed in ("SweepOrphansFunction", "SweepOrphansFunctionRole", "NoticeTopic", "RecordingsTable"):
+    # FlowLogGroup too: deleted before the sweep, flow logs still running could have their delivery
+    # recreate it (the delivery role may logs:CreateLogGroup, as the VPC user guide lists).
+    for needed in ("SweepOrphansFunction", "SweepOrphansFunctionRole", "NoticeTopic", "RecordingsTable",
+                   "FlowLogGroup"):
         assert depends_on(deps, cleanup, needed), needed
     assert not any(depends_on(deps, cleanup, k) for k in alarms + starters), "dependency cycle"
 

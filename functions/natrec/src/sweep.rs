@@ -48,6 +48,9 @@ pub struct SweepReport {
     /// Executions that ended without sending their notice, told by the sweeper.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub told_unnotified: Vec<String>,
+    /// Executions whose status could not be read: their flow logs wait for their expiry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 /// An execution of the recorder that ended abnormally, from EventBridge's "Step Functions
@@ -226,16 +229,34 @@ async fn sweep_with(
         ..Default::default()
     };
     for (execution, group) in by_execution {
+        // The execution of a status change event has ended: no need to ask.
+        let known_ended = ended.is_some_and(|e| e.execution_arn == execution);
+        let running = match known_ended || execution.is_empty() || everything || group.iter().any(|f| expired(f, now)) {
+            true => false,
+            false => match executions.is_running(&execution).await {
+                Ok(running) => running,
+                // One execution that cannot be described (e.g. of a state machine an update
+                // replaced, which the grants no longer name) must not stop the sweep of the
+                // others; its flow logs are swept once past their natrec:expires-at.
+                Err(e) => {
+                    warn!(error = %e, %execution, "execution status unknown: its flow logs are kept until they expire");
+                    report.unchecked.push(execution);
+                    continue;
+                }
+            },
+        };
         let reason = if everything || group.iter().any(|f| expired(f, now)) {
             SweepReason::Expired
-        } else if execution.is_empty() || !executions.is_running(&execution).await? {
+        } else if !running {
             SweepReason::ExecutionEnded
         } else {
             note_delivery_failure(&execution, &group, store).await?;
             continue;
         };
         let ids: Vec<String> = group.iter().map(|f| f.id.clone()).collect();
-        flow_logs.delete(&ids).await?;
+        // Only what DescribeFlowLogs still lists counts as left: the finish step may delete
+        // them meanwhile (a gone ID can be answered UnauthorizedOperation).
+        crate::recording::delete_existing(flow_logs, &group).await?;
         let nat_id = group.iter().find_map(|f| f.tags.get(TAG_NAT)).cloned();
         let lock_released = match nat_id.as_deref().map(NatGatewayId::parse) {
             Some(Ok(nat)) => store.release(&nat, &execution).await?,

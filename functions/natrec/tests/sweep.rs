@@ -355,3 +355,49 @@ async fn a_sweep_notice_subject_stays_under_100_characters_whatever_the_tags_say
     assert_eq!(sent.len(), 1);
     assert!(sent[0].0.len() < 100, "{}", sent[0].0);
 }
+
+/// An execution the sweeper may not describe (one of the state machine a stack update replaced)
+/// does not stop the sweep of the others; its flow logs wait for their expiry tag.
+#[tokio::test]
+async fn an_execution_that_cannot_be_described_does_not_stop_the_sweep() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let (ec2, store, execs, notifier) = (
+        ec2(),
+        FakeStore::default(),
+        FakeExecutions::default(),
+        FakeNotifier::default(),
+    );
+    start(fixture(), "exec-1", now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    // One of the two flow logs belongs to an execution of the replaced state machine.
+    let old = ec2.active()[0].clone();
+    for tag in ec2.flow_logs.lock().unwrap().get_mut(&old).unwrap().tags.iter_mut() {
+        if tag.0 == "natrec:execution" {
+            tag.1 = "exec-old".into();
+        }
+    }
+    execs.unreadable.lock().unwrap().push("exec-old".into());
+
+    let report = sweep("natrec-test", now, false, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    assert_eq!(report.unchecked, vec!["exec-old".to_string()]);
+    assert_eq!(report.swept.len(), 1, "exec-1 (ended) swept all the same");
+    assert_eq!(ec2.active(), vec![old.clone()]);
+
+    // Past its natrec:expires-at it goes without asking.
+    let later = sweep(
+        "natrec-test",
+        now + Duration::days(2),
+        false,
+        &ec2,
+        &execs,
+        &store,
+        &notifier,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.swept.len(), 1);
+    assert!(ec2.active().is_empty());
+}

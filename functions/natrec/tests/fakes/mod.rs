@@ -345,11 +345,20 @@ pub struct FakeExecutions {
     pub running: Mutex<Vec<String>>,
     /// Executions whose history holds a succeeded sns:publish task.
     pub notified: Mutex<Vec<String>>,
+    /// Executions DescribeExecution refuses (AccessDeniedException: another state machine).
+    pub unreadable: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Executions for FakeExecutions {
     async fn is_running(&self, arn: &str) -> Result<bool> {
+        if self.unreadable.lock().unwrap().iter().any(|r| r == arn) {
+            return Err(RecorderError::Aws {
+                service: "Step Functions",
+                operation: "DescribeExecution",
+                message: "AccessDeniedException: not authorized on this execution".into(),
+            });
+        }
         Ok(self.running.lock().unwrap().iter().any(|r| r == arn))
     }
     async fn notice_sent(&self, arn: &str) -> Result<bool> {
