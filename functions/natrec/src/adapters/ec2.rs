@@ -14,7 +14,8 @@ use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory, TaggedFlowLog};
 /// the rest by `NextToken`. DescribeNetworkInterfaces: "We strongly recommend using only
 /// paginated requests. Unpaginated requests are susceptible to throttling and timeouts."
 pub const PAGE_SIZE: i32 = 1000;
-/// EC2 API reference (Filter): at most 200 values in one filter.
+/// EC2 API guide, "List and filter your resources" (filtering): at most 200 filter values in one
+/// call, all filters together; lookups send one filter of at most this many values.
 pub const FILTER_VALUES: usize = 200;
 /// DeleteFlowLogs: "Maximum of 1000 flow log IDs."
 pub const DELETE_BATCH: usize = 1000;
