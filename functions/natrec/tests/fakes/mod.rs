@@ -66,6 +66,17 @@ impl FakeEc2 {
             .unwrap()
             .insert(id.to_string(), ("FAILED".into(), error.into()));
     }
+    /// What DescribeFlowLogs lists: the flow logs `keep` selects, except those not visible yet.
+    fn described(&self, keep: impl Fn(&String, &FlowLogRequest) -> bool) -> Vec<TaggedFlowLog> {
+        let invisible = self.invisible.lock().unwrap().clone();
+        self.flow_logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, r)| !invisible.contains(*id) && keep(id, r))
+            .map(|(id, r)| self.listed(id, r))
+            .collect()
+    }
     fn listed(&self, id: &str, r: &FlowLogRequest) -> TaggedFlowLog {
         let (status, error) = self
             .delivery
@@ -128,26 +139,10 @@ impl FlowLogs for FakeEc2 {
         Ok(ids)
     }
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {
-        let invisible = self.invisible.lock().unwrap().clone();
-        Ok(self
-            .flow_logs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, r)| !invisible.contains(*id) && r.tags.iter().any(|(k, v)| k == key && v == value))
-            .map(|(id, r)| self.listed(id, r))
-            .collect())
+        Ok(self.described(|_, r| r.tags.iter().any(|(k, v)| k == key && v == value)))
     }
     async fn existing(&self, ids: &[String]) -> Result<Vec<TaggedFlowLog>> {
-        let invisible = self.invisible.lock().unwrap().clone();
-        Ok(self
-            .flow_logs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, _)| ids.contains(id) && !invisible.contains(*id))
-            .map(|(id, r)| self.listed(id, r))
-            .collect())
+        Ok(self.described(|id, _| ids.contains(id)))
     }
     async fn delete(&self, ids: &[String]) -> Result<()> {
         self.delete_calls.lock().unwrap().push(ids.to_vec());
