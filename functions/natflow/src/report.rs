@@ -636,12 +636,44 @@ impl Report {
     }
 }
 
+/// Dollars as a bill shows them; an amount under a cent is "< $0.01", not a row of zeros.
 pub fn usd(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.01 {
-        format!("${v:.4}")
+    if v > 0.0 && v < 0.01 {
+        "< $0.01".into()
     } else {
         format!("${v:.2}")
     }
+}
+
+/// A `pkt-*-aws-service` / ip-ranges.json service code as AWS writes the service's name
+/// (`DYNAMODB` -> `DynamoDB`); a code not in the list reads with spaces for underscores.
+/// The codes: VPC user guide, "Available fields" (pkt-src-aws-service), and ip-ranges.json.
+pub fn service_label(code: &str) -> String {
+    let known = match code {
+        "AMAZON" => "Amazon (any AWS address)",
+        "AMAZON_APPFLOW" => "AppFlow",
+        "AMAZON_CONNECT" => "Amazon Connect",
+        "API_GATEWAY" => "API Gateway",
+        "CHIME_MEETINGS" => "Chime meetings",
+        "CHIME_VOICECONNECTOR" => "Chime Voice Connector",
+        "CLOUD9" => "Cloud9",
+        "CLOUDFRONT" => "CloudFront",
+        "CODEBUILD" => "CodeBuild",
+        "DYNAMODB" => "DynamoDB",
+        "EBS" => "EBS",
+        "EC2" => "EC2",
+        "EC2_INSTANCE_CONNECT" => "EC2 Instance Connect",
+        "GLOBALACCELERATOR" => "Global Accelerator",
+        "KINESIS_VIDEO_STREAMS" => "Kinesis Video Streams",
+        "ROUTE53" => "Route 53",
+        "ROUTE53_HEALTHCHECKS" => "Route 53 health checks",
+        "ROUTE53_HEALTHCHECKS_PUBLISHING" => "Route 53 health checks publishing",
+        "ROUTE53_RESOLVER" => "Route 53 Resolver",
+        "S3" => "S3",
+        "WORKSPACES_GATEWAYS" => "WorkSpaces gateways",
+        other => return other.replace('_', " "),
+    };
+    known.into()
 }
 
 /// Decimal units, as the NAT's metrics are usually read.
@@ -657,5 +689,27 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_under_a_cent_are_not_a_row_of_zeros() {
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(0.0002), "< $0.01");
+        assert_eq!(usd(0.0099), "< $0.01");
+        assert_eq!(usd(0.01), "$0.01");
+        assert_eq!(usd(12.345), "$12.35");
+    }
+
+    #[test]
+    fn service_codes_read_as_aws_writes_them() {
+        assert_eq!(service_label("DYNAMODB"), "DynamoDB");
+        assert_eq!(service_label("S3"), "S3");
+        assert_eq!(service_label("ROUTE53_RESOLVER"), "Route 53 Resolver");
+        assert_eq!(service_label("SOME_NEW_SERVICE"), "SOME NEW SERVICE");
     }
 }
