@@ -10,6 +10,9 @@ rows; no malformed lines, which DuckDB would not validate), run natflow with 1 t
 all cores, DuckDB with 1 thread and with all cores, each in its own process (wall time, peak RSS
 from wait4), and check that both produce the same top 100 talkers and the same totals. The
 file is read once before timing so both start from a warm page cache.
+
+natflow is built without the `aws` feature into its own target directory, target/bench
+(CARGO_TARGET_DIR): the user's target/release/natflow is never rebuilt or replaced.
 """
 import argparse
 import json
@@ -23,7 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NATFLOW = ROOT / "target" / "release" / "natflow"
+# Its own target directory: the benchmark builds natflow without the `aws` feature (files only), and
+# must never replace the user's target/release/natflow (which reads --log-group) with that build.
+BENCH_TARGET = ROOT / "target" / "bench"
+NATFLOW = BENCH_TARGET / "release" / "natflow"
 DOC = ROOT / "docs" / "benchmarks.md"
 TOP = 100
 
@@ -108,7 +114,7 @@ def main():
     duck_version = duckdb.__version__
 
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "natflow-cli", "--no-default-features"],
-                   cwd=ROOT, check=True)
+                   cwd=ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(BENCH_TARGET)})
     cores = os.cpu_count()
     work = Path(args.dir or tempfile.mkdtemp(prefix="natflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)
