@@ -12,6 +12,10 @@ use crate::inventory::Inventory;
 use crate::ipranges::IpRanges;
 use crate::prices::Prices;
 
+/// The version of the JSON report's shape (`docs/report.schema.json`): raised when a key is
+/// renamed or removed or its meaning changes; new optional keys keep it.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Services a gateway VPC endpoint serves at no charge: the `S3` and `DYNAMODB` address ranges
 /// are those services' own endpoints, which is what a gateway endpoint routes.
 pub const GATEWAY_ENDPOINT_SERVICES: &[&str] = &["S3", "DYNAMODB"];
@@ -50,7 +54,9 @@ pub struct ReportOptions<'a> {
     pub top: usize,
     /// Set when not all records were read, with the reason.
     pub truncated: Option<String>,
-    /// Step Functions transitions and their price, for the recording's own cost.
+    /// Step Functions transitions and their price, for the recording's own cost. Set only by the
+    /// recorder: it also makes the text call the ingestion cost "this recording's own cost"
+    /// (without it, records read from anywhere, the wording is neutral: "Reading these records").
     pub state_transitions: Option<u32>,
     /// How to tell the analysis which records are the NAT's (an option name per input kind),
     /// for the warning shown when the records of several interfaces were all counted.
@@ -144,11 +150,24 @@ pub struct Coverage {
     pub ratio: Option<f64>,
 }
 
+/// The talkers beyond the listed ones, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Others {
+    /// How many (source, destination) pairs.
+    pub talkers: usize,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub records: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Costs {
     pub nat_processing_usd: f64,
     pub cross_az_usd: f64,
-    /// The recording's own cost: flow-log ingestion of the bytes read (+ Step Functions).
+    /// What ingesting the bytes read into CloudWatch Logs as vended logs costs (for a recording:
+    /// its own cost, with Step Functions).
     pub flow_log_ingestion_usd: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_functions_usd: Option<f64>,
@@ -164,6 +183,9 @@ pub struct InterfaceUse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`]: the shape of this JSON (`docs/report.schema.json`).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub format: String,
     pub input: InputStats,
     /// First record start and last record end (epoch seconds).
@@ -175,7 +197,7 @@ pub struct Report {
     pub distinct_talkers: usize,
     pub talkers: Vec<Talker>,
     /// Everything beyond the listed talkers.
-    pub others: Counters,
+    pub others: Others,
     /// Only for formats without packet addresses: far-side endpoints, not paired with sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<Talker>,
@@ -193,6 +215,10 @@ pub struct Report {
     /// without knowing which are the NAT's; inputs skipped and why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
 }
 
 struct Namer<'a> {
@@ -238,7 +264,7 @@ impl Namer<'_> {
             e.az = eni.az().map(str::to_string);
             e.tags = eni.tags.clone();
         } else if let Some(s) = &service {
-            e.label = format!("{s} {ip}");
+            e.label = format!("{} {ip}", service_label(s));
             e.kind = "aws-service".into();
         }
         e
@@ -435,7 +461,16 @@ impl Report {
                 )
             ));
         }
+        let others = Others {
+            talkers: distinct - talkers.len(),
+            upload_bytes: others.upload,
+            download_bytes: others.download,
+            bytes: others.bytes(),
+            packets: others.packets,
+            records: others.records,
+        };
         Report {
+            schema_version: SCHEMA_VERSION,
             format: a.format().name(),
             input: a.stats().clone(),
             window: a.window(),
@@ -498,10 +533,17 @@ impl Report {
             };
         }
         let _ = writeln!(s);
-        if self.talkers.is_empty() {
+        if self.distinct_talkers == 0 {
             let _ = writeln!(
                 s,
                 "No traffic through the NAT was found in the records (flow-log delivery can lag; see the input line)."
+            );
+        } else if self.talkers.is_empty() {
+            let _ = writeln!(
+                s,
+                "Talkers: none listed (the report was asked for the top 0); {} talkers sent {} in all.",
+                self.distinct_talkers,
+                human_bytes(self.bytes)
             );
         } else {
             let _ = writeln!(s, "Top talkers (source -> destination: bytes up/down, share, cost):");
@@ -520,12 +562,12 @@ impl Report {
                     if t.cross_az { ", cross-AZ" } else { "" }
                 );
             }
-            if self.others.bytes() > 0 {
+            if self.others.bytes > 0 {
                 let _ = writeln!(
                     s,
                     "     {} other talkers: {}",
-                    self.distinct_talkers - self.talkers.len(),
-                    human_bytes(self.others.bytes())
+                    self.others.talkers,
+                    human_bytes(self.others.bytes)
                 );
             }
         }
@@ -541,10 +583,10 @@ impl Report {
         } else {
             let _ = writeln!(s, "AWS services reached through the NAT:");
             for v in &self.services {
+                let name = service_label(&v.service);
                 let advice = match v.endpoint.as_deref() {
                     Some("gateway") => format!(
-                        "a gateway VPC endpoint for {} is free: it would have saved {}",
-                        v.service,
+                        "a gateway VPC endpoint for {name} is free: it would have saved {}",
                         usd(v.saving_usd)
                     ),
                     Some(_) => format!(
@@ -558,8 +600,7 @@ impl Report {
                 };
                 let _ = writeln!(
                     s,
-                    "     {}: {}, NAT processing {}; {}",
-                    v.service,
+                    "     {name}: {}, NAT processing {}; {}",
                     human_bytes(v.bytes),
                     usd(v.nat_cost_usd),
                     advice
@@ -598,12 +639,24 @@ impl Report {
             .step_functions_usd
             .map(|v| format!(" + Step Functions {}", usd(v)))
             .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "This recording's own cost: flow-log ingestion of {} = {}{sfn}.",
-            human_bytes(self.input.bytes_read),
-            usd(self.costs.flow_log_ingestion_usd)
-        );
+        // The recorder's report (it states its Step Functions transitions) tells a recording's own
+        // cost; records read from anywhere else (S3 files, someone's log group) were not ingested
+        // for this report, so the line only prices them.
+        if self.costs.step_functions_usd.is_some() {
+            let _ = writeln!(
+                s,
+                "This recording's own cost: flow-log ingestion of {} = {}{sfn}.",
+                human_bytes(self.input.bytes_read),
+                usd(self.costs.flow_log_ingestion_usd)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Cost of these records as flow logs: ingestion of {} into CloudWatch Logs = {}.",
+                human_bytes(self.input.bytes_read),
+                usd(self.costs.flow_log_ingestion_usd)
+            );
+        }
         let i = &self.input;
         if i.other_interfaces > 0 {
             let _ = writeln!(
@@ -614,7 +667,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "Input: {} lines, {} counted, {} NAT-side halves, {} rejected, {} NODATA/SKIPDATA, {} incomplete, {} malformed; format {}; {} interfaces in the inventory; prices {}.",
+            "Input: {} lines, {} counted, {} not counted (the NAT's own copy of a flow already counted, or not through the NAT), {} rejected, {} NODATA/SKIPDATA, {} incomplete, {} malformed; format {}; {} interfaces in the inventory; prices {}.",
             i.lines,
             i.counted,
             i.untranslated,
