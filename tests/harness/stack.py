@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import socket
 import time
@@ -85,12 +86,34 @@ class Resolver:
         return v
 
 
+def route_logs_to(log_file: Path) -> logging.Handler:
+    """Sends the emulator's own logging to `log_file` instead of the terminal: moto's server is a
+    werkzeug app, and werkzeug logs every request ("127.0.0.1 - - [...] "POST / HTTP/1.1" 200 -")
+    to stderr through a handler of its own unless its logger already has one; the rest (moto,
+    botocore, warnings) goes through the root logger."""
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(handler)
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    return handler
+
+
 class Emulator:
     """moto server + the invoke router, on free loopback ports."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, log_file: Path | None = None):
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
+        if log_file is not None:
+            route_logs_to(log_file)
         self.moto_port, self.router_port = free_port(), free_port()
         # moto's Step Functions executor sends Lambda invokes to localhost:$MOTO_PORT: the router.
         os.environ["MOTO_PORT"] = str(self.router_port)
@@ -193,12 +216,14 @@ class Recorder:
             roleArn=logical_arn("RecorderStateMachineRole", "role"))["stateMachineArn"]
 
     # --- helpers for tests -------------------------------------------------------------
-    def create_nat(self, interfaces: int = 1) -> dict:
+    def create_nat(self, interfaces: int = 1, name: str | None = None) -> dict:
+        """A VPC with a public NAT Gateway; `name`: its Name tag."""
         ec2 = self.emu.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
         alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
-        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc)["NatGateway"]
+        tags = [{"ResourceType": "natgateway", "Tags": [{"Key": "Name", "Value": name}]}] if name else []
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc, TagSpecifications=tags)["NatGateway"]
         enis = [a["NetworkInterfaceId"] for a in nat["NatGatewayAddresses"]]
         for _ in range(interfaces - 1):
             # A NAT with several addresses has one interface per address; moto has no
