@@ -283,3 +283,85 @@ def test_the_handler_table_names_only_real_actions():
     # Every exception is about a permission its type's handlers list.
     for kind, perm in NOT_USED:
         assert perm in HANDLERS[kind], (kind, perm)
+
+
+# README "Regions": the commercial regions the recorder deploys to. Every resource type of both
+# templates (as SAM translates them) must be registered there, per cfn-lint's per-region CloudFormation
+# resource type lists (pinned in tests/requirements.txt; `cfn-lint --regions <region>` checks the same).
+COMMERCIAL_REGIONS = [
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "mx-central-1",
+    "sa-east-1", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1",
+    "eu-south-1", "eu-south-2", "il-central-1", "me-central-1", "me-south-1", "af-south-1", "ap-east-1",
+    "ap-east-2", "ap-south-1", "ap-south-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6",
+    "ap-southeast-7",
+]
+
+
+def test_every_resource_type_exists_in_every_commercial_region(templates):
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    used = {r["Type"] for t in templates.values() for r in t["Resources"].values()
+            if not r["Type"].startswith("Custom::")}
+    absent = {region: sorted(used - set(PROVIDER_SCHEMA_MANAGER.get_resource_types(region)))
+              for region in COMMERCIAL_REGIONS}
+    assert {r: a for r, a in absent.items() if a} == {}
+    # The check can fail: a type no region has is reported.
+    assert "AWS::Nothing::Here" not in PROVIDER_SCHEMA_MANAGER.get_resource_types("us-east-1")
+
+
+# The policy's ARNs are scoped to the default stack names (samconfig.toml's stack_name and README's macro
+# stack name): every resource the stacks create must fall inside them.
+CREATE = {
+    "AWS::IAM::Role": ("iam:CreateRole", "Arn"),
+    "AWS::Lambda::Function": ("lambda:CreateFunction", "Arn"),
+    "AWS::DynamoDB::Table": ("dynamodb:CreateTable", "Arn"),
+    "AWS::Logs::LogGroup": ("logs:CreateLogGroup", "Arn"),
+    "AWS::SNS::Topic": ("sns:CreateTopic", "TopicArn"),
+    "AWS::StepFunctions::StateMachine": ("states:CreateStateMachine", "Arn"),
+    "AWS::Events::Rule": ("events:PutRule", "Arn"),
+    "AWS::Scheduler::Schedule": ("scheduler:CreateSchedule", "Arn"),
+}
+STACKS = {"template.yaml": "nat-spike-recorder", "macros/template.yaml": "nat-spike-recorder-macro"}
+
+
+def covered(policy: dict, action: str, arn: str) -> bool:
+    for st in iamcat.as_list(policy["Statement"]):
+        if st.get("Effect") != "Allow" or not any(
+                fnmatch.fnmatchcase(action.lower(), a.lower()) for a in iamcat.as_list(st["Action"])):
+            continue
+        if any(fnmatch.fnmatchcase(arn, r) for r in iamcat.as_list(st["Resource"])):
+            return True
+    return False
+
+
+def out_of_scope(policy: dict, templates: dict[str, dict], monkeypatch) -> list[str]:
+    out = []
+    for name, t in templates.items():
+        monkeypatch.setattr(iamcat, "STACK", STACKS[name])
+        resolve = iamcat.Resolver(t)
+        for logical_id, r in t["Resources"].items():
+            arns = []
+            if r["Type"] in CREATE:
+                action, attr = CREATE[r["Type"]]
+                arn = resolve.attribute(logical_id, attr)
+                arns = [(action, arn[:-2] if arn.endswith(":*") else arn)]
+            elif r["Type"] == "AWS::CloudWatch::Alarm":
+                alarm = resolve(r["Properties"]["AlarmName"]).replace("NAT_GATEWAY_ID", "nat-0123456789abcdef0")
+                arns = [("cloudwatch:PutMetricAlarm",
+                         f"arn:aws:cloudwatch:{iamcat.REGION}:{iamcat.ACCOUNT}:alarm:{alarm}")]
+            for action, arn in arns:
+                if not covered(policy, action, arn):
+                    out.append(f"{name} {logical_id}: {action} on {arn}")
+    return out
+
+
+def test_every_resource_of_the_default_stacks_is_inside_the_policy_scope(templates, monkeypatch):
+    assert out_of_scope(load_policy(), templates, monkeypatch) == []
+
+
+def test_a_stack_named_otherwise_is_outside_the_scope(templates, monkeypatch):
+    monkeypatch.setitem(STACKS, "template.yaml", "team-a-recorder")
+    found = out_of_scope(load_policy(), {"template.yaml": templates["template.yaml"]}, monkeypatch)
+    assert any("StartRecordingFunctionRole: iam:CreateRole on arn:aws:iam::" in f for f in found), found
+    assert any("NatTrafficAlarm: cloudwatch:PutMetricAlarm" in f for f in found), found
