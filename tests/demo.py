@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -173,6 +174,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--logs", type=Path, default=ROOT / "target" / "demo",
                     help="directory for the emulator's log and the functions' output (emptied first)")
+    ap.add_argument("--bin-dir", type=Path,
+                    default=Path(os.environ.get("NATREC_BIN_DIR", ROOT / "target" / "debug")),
+                    help="the functions' binaries (cargo build --workspace)")
     args = ap.parse_args()
     logs = args.logs.resolve()
     shutil.rmtree(logs, ignore_errors=True)
@@ -183,7 +187,7 @@ def main() -> int:
     try:
         say("starting the emulator (moto) and the invoke router")
         emu = Emulator(logs, log_file=emulator_log)
-        rec = Recorder(emu, load_template(), ROOT / "target" / "debug")
+        rec = Recorder(emu, load_template(), args.bin_dir)
         rec.deploy()
         say(f"deployed the recorder from template.yaml (state machine {rec.state_machine_name})")
         nat = rec.create_nat(interfaces=2, name=NAT_NAME)

@@ -222,8 +222,9 @@ class Recorder:
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
         alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
-        tags = [{"ResourceType": "natgateway", "Tags": [{"Key": "Name", "Value": name}]}] if name else []
-        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc, TagSpecifications=tags)["NatGateway"]
+        tags = {"TagSpecifications": [{"ResourceType": "natgateway", "Tags": [{"Key": "Name", "Value": name}]}]} \
+            if name else {}
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=alloc, **tags)["NatGateway"]
         enis = [a["NetworkInterfaceId"] for a in nat["NatGatewayAddresses"]]
         for _ in range(interfaces - 1):
             # A NAT with several addresses has one interface per address; moto has no
