@@ -84,9 +84,11 @@ def record(nat: dict, src: dict, eni: str, srcaddr, dstaddr, sport, dport, nbyte
 
 def nat_flow(nat, src, eni, local, remote, up, down, service="-", sport=40000, dport=443, window=(0, 0)) -> list[str]:
     """One TCP flow through a NAT Gateway as its interface logs it (VPC user guide, "Flow log record
-    examples", NAT gateway): the inside row (source -> NAT IP, pkt-dstaddr the remote host) and the
-    outside row (NAT IP -> remote, pkt-srcaddr the source... as the NAT sends it), and the same for
-    the reply. natflow counts each direction once, from the row whose packet address differs."""
+    examples", NAT gateway traffic; https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-records-examples.html):
+    the inside row (srcaddr the source, dstaddr the NAT's private IP, pkt-dstaddr the remote host),
+    the outside row (NAT IP -> remote, packet addresses the same), and the same two for the reply
+    (remote -> NAT IP; NAT IP -> source with pkt-srcaddr the remote host). natflow counts each
+    direction once, from the row whose packet address differs from the interface address."""
     nat_ip = src["nat_ips"][eni]
     r = lambda *a, **k: record(nat, src, eni, *a, window=window, **k)  # noqa: E731
     return [r(local, nat_ip, sport, dport, up, local, remote, "ingress", dst_svc=service),
