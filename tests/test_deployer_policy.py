@@ -98,6 +98,25 @@ HANDLERS: dict[str, list[str]] = {
         "states:CreateStateMachine", "iam:PassRole", "s3:GetObject", "states:DescribeStateMachine",
         "states:ListTagsForResource", "states:UpdateStateMachine", "states:TagResource", "states:UntagResource",
         "states:DeleteStateMachine"],
+    # SAM CLI's managed stack aws-sam-cli-managed-default (its artifact bucket), which the first
+    # `sam deploy --guided` of a region creates (samcli.lib.bootstrap.bootstrap._get_stack_template).
+    "AWS::S3::Bucket": [
+        "s3:CreateBucket", "s3:PutBucketTagging", "s3:PutAnalyticsConfiguration", "s3:PutEncryptionConfiguration",
+        "s3:PutBucketCORS", "s3:PutInventoryConfiguration", "s3:PutLifecycleConfiguration",
+        "s3:PutMetricsConfiguration", "s3:PutBucketNotification", "s3:PutBucketReplication", "s3:PutBucketWebsite",
+        "s3:PutAccelerateConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutReplicationConfiguration",
+        "s3:PutObjectAcl", "s3:PutBucketObjectLockConfiguration", "s3:GetBucketAcl", "s3:ListBucket", "iam:PassRole",
+        "s3:DeleteObject", "s3:PutBucketLogging", "s3:PutBucketVersioning", "s3:PutObjectLockConfiguration",
+        "s3:PutBucketOwnershipControls", "s3:PutBucketIntelligentTieringConfiguration",
+        "s3:GetAccelerateConfiguration", "s3:GetLifecycleConfiguration", "s3:GetBucketPublicAccessBlock",
+        "s3:GetAnalyticsConfiguration", "s3:GetBucketCORS", "s3:GetEncryptionConfiguration",
+        "s3:GetInventoryConfiguration", "s3:GetBucketLogging", "s3:GetMetricsConfiguration",
+        "s3:GetBucketNotification", "s3:GetBucketVersioning", "s3:GetReplicationConfiguration", "s3:GetBucketWebsite",
+        "s3:GetBucketObjectLockConfiguration", "s3:GetBucketTagging", "s3:GetBucketOwnershipControls",
+        "s3:GetIntelligentTieringConfiguration", "s3:PutBucketAcl", "s3:DeleteBucketWebsite",
+        "s3:DeleteBucketAnalyticsConfiguration", "s3:DeleteBucketCors", "s3:DeleteBucketMetricsConfiguration",
+        "s3:DeleteBucketEncryption", "s3:DeleteBucketLifecycle", "s3:DeleteBucketReplication", "s3:DeleteBucket"],
+    "AWS::S3::BucketPolicy": ["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"],
     # A Lambda-backed custom resource: CloudFormation invokes its ServiceToken function.
     "Custom::RecorderFlowLogCleanup": ["lambda:InvokeFunction"],
     # The macro resource registers the macro; CloudFormation invokes its function when a template
@@ -110,6 +129,17 @@ NOT_ACTIONS = {
     "s3:REST.PUT.OBJECT": "an S3 REST operation name, for log delivery to S3 (LogGroup's delivery settings)",
     "logs:DescribeQueryDefinition": "the action is logs:DescribeQueryDefinitions (granted)",
     "s3:GetObjectMetadata": "read with s3:GetObject (HeadObject), for a table imported from S3 (not used)",
+    # S3 API operations whose IAM action has another name (Service Authorization Reference, Amazon S3).
+    "s3:PutBucketReplication": "the IAM action is s3:PutReplicationConfiguration (replication: not used)",
+    "s3:PutObjectLockConfiguration": "the IAM action is s3:PutBucketObjectLockConfiguration (not used)",
+    "s3:PutBucketIntelligentTieringConfiguration": "the IAM action is s3:PutIntelligentTieringConfiguration "
+                                                   "(not used)",
+    "s3:DeleteBucketAnalyticsConfiguration": "the IAM action is s3:PutAnalyticsConfiguration (not used)",
+    "s3:DeleteBucketCors": "the IAM action is s3:PutBucketCORS (not used)",
+    "s3:DeleteBucketMetricsConfiguration": "the IAM action is s3:PutMetricsConfiguration (not used)",
+    "s3:DeleteBucketEncryption": "the IAM action is s3:PutEncryptionConfiguration (granted)",
+    "s3:DeleteBucketLifecycle": "the IAM action is s3:PutLifecycleConfiguration (not used)",
+    "s3:DeleteBucketReplication": "the IAM action is s3:PutReplicationConfiguration (not used)",
 }
 
 # (type, permission) -> (property that needs it, why). Asserted absent from every resource of the type.
@@ -158,6 +188,23 @@ NOT_USED = {
     ("AWS::Logs::LogGroup", "logs:DescribeResourcePolicies"): ("ResourcePolicyDocument", "no resource policy"),
     ("AWS::Logs::LogGroup", "logs:AssociateKmsKey"): ("KmsKeyId", "no customer managed key"),
     ("AWS::Logs::LogGroup", "logs:DisassociateKmsKey"): ("KmsKeyId", "no customer managed key"),
+    ("AWS::S3::Bucket", "s3:PutAnalyticsConfiguration"): ("AnalyticsConfigurations", "not set"),
+    ("AWS::S3::Bucket", "s3:PutBucketCORS"): ("CorsConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:PutInventoryConfiguration"): ("InventoryConfigurations", "not set"),
+    ("AWS::S3::Bucket", "s3:PutLifecycleConfiguration"): ("LifecycleConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:PutMetricsConfiguration"): ("MetricsConfigurations", "not set"),
+    ("AWS::S3::Bucket", "s3:PutBucketNotification"): ("NotificationConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:PutBucketWebsite"): ("WebsiteConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:DeleteBucketWebsite"): ("WebsiteConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:PutAccelerateConfiguration"): ("AccelerateConfiguration", "not set"),
+    ("AWS::S3::Bucket", "s3:PutReplicationConfiguration"): ("ReplicationConfiguration", "not set"),
+    ("AWS::S3::Bucket", "iam:PassRole"): ("ReplicationConfiguration", "the replication role"),
+    ("AWS::S3::Bucket", "s3:PutObjectAcl"): ("AccessControl", "no canned ACL"),
+    ("AWS::S3::Bucket", "s3:PutBucketAcl"): ("AccessControl", "no canned ACL"),
+    ("AWS::S3::Bucket", "s3:GetBucketAcl"): ("AccessControl", "no canned ACL"),
+    ("AWS::S3::Bucket", "s3:PutBucketObjectLockConfiguration"): ("ObjectLockConfiguration", "no object lock"),
+    ("AWS::S3::Bucket", "s3:PutBucketLogging"): ("LoggingConfiguration", "no access logging"),
+    ("AWS::S3::Bucket", "s3:PutBucketOwnershipControls"): ("OwnershipControls", "not set"),
     ("AWS::SNS::Topic", "iam:GetRole"): ("LoggingConfig", "no delivery status logging"),
     ("AWS::SNS::Topic", "iam:PassRole"): ("LoggingConfig", "no delivery status logging"),
 }
@@ -189,9 +236,19 @@ def grants(policy: dict, action: str) -> bool:
     return False
 
 
+MANAGED_STACK = "aws-sam-cli-managed-default"
+
+
 @pytest.fixture(scope="module")
-def templates() -> dict[str, dict]:
-    return {name: iamcat.translate(ROOT / name, params) for name, params in iamcat.TEMPLATES.items()}
+def templates(tmp_path_factory) -> dict[str, dict]:
+    from samcli.lib.bootstrap.bootstrap import SAM_CLI_STACK_NAME, _get_stack_template
+
+    assert SAM_CLI_STACK_NAME == MANAGED_STACK
+    managed = tmp_path_factory.mktemp("sam") / "managed-stack.json"
+    managed.write_text(_get_stack_template())
+    found = {name: iamcat.translate(ROOT / name, params) for name, params in iamcat.TEMPLATES.items()}
+    found[MANAGED_STACK] = iamcat.translate(managed, {})
+    return found
 
 
 def has_property(props: dict, path: str) -> bool:
@@ -322,7 +379,8 @@ CREATE = {
     "AWS::Events::Rule": ("events:PutRule", "Arn"),
     "AWS::Scheduler::Schedule": ("scheduler:CreateSchedule", "Arn"),
 }
-STACKS = {"template.yaml": "nat-spike-recorder", "macros/template.yaml": "nat-spike-recorder-macro"}
+STACKS = {"template.yaml": "nat-spike-recorder", "macros/template.yaml": "nat-spike-recorder-macro",
+          MANAGED_STACK: MANAGED_STACK}
 
 
 def covered(policy: dict, action: str, arn: str) -> bool:
@@ -346,6 +404,9 @@ def out_of_scope(policy: dict, templates: dict[str, dict], monkeypatch) -> list[
                 action, attr = CREATE[r["Type"]]
                 arn = resolve.attribute(logical_id, attr)
                 arns = [(action, arn[:-2] if arn.endswith(":*") else arn)]
+            elif r["Type"] == "AWS::S3::Bucket":  # CloudFormation's generated name: lowercase
+                bucket = f"{STACKS[name]}-{logical_id}-abcdef123456".lower()
+                arns = [("s3:CreateBucket", f"arn:aws:s3:::{bucket}"), ("s3:PutObject", f"arn:aws:s3:::{bucket}/k")]
             elif r["Type"] == "AWS::CloudWatch::Alarm":
                 alarm = resolve(r["Properties"]["AlarmName"]).replace("NAT_GATEWAY_ID", "nat-0123456789abcdef0")
                 arns = [("cloudwatch:PutMetricAlarm",
