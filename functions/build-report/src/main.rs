@@ -44,6 +44,12 @@ async fn main() -> Result<(), Error> {
         reads_per_second: env::number("REPORT_READS_PER_SECOND")?,
         prices: std::env::var("PRICES").ok().filter(|p| !p.trim().is_empty()),
         top: 10,
+        stack_name: env::var("STACK_NAME")?,
+        // Optional: without them the advice says `Threshold=<bytes per SamplingPeriod>`.
+        threshold: match (env::number("THRESHOLD"), env::number("SAMPLING_PERIOD")) {
+            (Ok(bytes), Ok(period_s)) => Some(natrec::advice::Threshold { bytes, period_s }),
+            _ => None,
+        },
     };
     let config = env::aws_config().await;
     let app = App {

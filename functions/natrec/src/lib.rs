@@ -4,6 +4,7 @@
 //! an SDK adapter (`adapters`). The Lambda functions in `functions/*` are thin handlers.
 
 pub mod adapters;
+pub mod advice;
 pub mod env;
 pub mod error;
 pub mod event;

@@ -85,6 +85,26 @@ pub struct NatGateway {
     pub regional: bool,
     /// Every network interface of the NAT (a zonal NAT has one per address).
     pub interfaces: Vec<String>,
+    /// Its `Name` tag (DescribeNatGateways returns the NAT's tags), what people call it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A NAT Gateway as a person recognises it: `prod-egress-a (nat-0abc...)`, or its ID alone
+/// when it has no Name tag.
+pub fn nat_label(id: &NatGatewayId, name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{n} ({id})"),
+        None => id.to_string(),
+    }
+}
+
+/// The shortest name of a NAT Gateway: its Name tag, else its ID (for subjects).
+pub fn nat_short_name(id: &NatGatewayId, name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => id.to_string(),
+    }
 }
 
 /// The resources one recording attaches flow logs to.
@@ -107,6 +127,16 @@ impl NatGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nat_is_named_by_its_name_tag_and_its_id() {
+        let id = NatGatewayId::parse("nat-0123abcd").unwrap();
+        assert_eq!(nat_label(&id, Some("prod-egress-a")), "prod-egress-a (nat-0123abcd)");
+        assert_eq!(nat_label(&id, None), "nat-0123abcd");
+        assert_eq!(nat_label(&id, Some("  ")), "nat-0123abcd");
+        assert_eq!(nat_short_name(&id, Some("prod-egress-a")), "prod-egress-a");
+        assert_eq!(nat_short_name(&id, None), "nat-0123abcd");
+    }
 
     #[test]
     fn accepts_short_and_long_ids() {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::nat::NatGatewayId;
+use crate::nat::{nat_label, nat_short_name, NatGatewayId};
 use crate::ports::NatBytes;
 use crate::recording::{Delivery, Ending, FinishSettings, Recording, StepError, TAG_EXECUTION};
 
@@ -141,7 +141,14 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
         Ending::AlarmInsufficientData => {
             "the alarm went to INSUFFICIENT_DATA (the NAT stopped reporting traffic)".to_string()
         }
-        Ending::TimeLimit => format!("the recording time limit of {} s was reached", r.recording_time),
+        // The recording starts on the alarm's change to ALARM (an EventBridge "CloudWatch Alarm
+        // State Change" event, sent on a change of state only): an alarm still in ALARM sends
+        // none, so the next recording waits for it to leave ALARM and enter it again.
+        Ending::TimeLimit => format!(
+            "the recording time limit of {} s (RecordingTime) was reached. The alarm may still be in ALARM: \
+             no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again",
+            r.recording_time
+        ),
         Ending::Failed => "a failure".to_string(),
     };
     let minutes = (f.ended_at - r.started_at).num_seconds().max(0) as f64 / 60.0;
@@ -180,7 +187,7 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
          aws logs get-query-results --region {region} --query-id <queryId printed above>\n\
          \n\
          Stack: {stack}. Execution: {execution}\n",
-        nat = r.nat_id,
+        nat = nat_label(&r.nat_id, r.nat_name.as_deref()),
         vpc = r.vpc_id.as_deref().unwrap_or("unknown"),
         ifaces = r.interfaces.join(", "),
         alarm = r.alarm_name,
@@ -209,7 +216,7 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
     Notice {
         subject: subject(format!(
             "NAT spike recorded: {} ({minutes:.0} min, {why_short}{undelivered})",
-            r.nat_id
+            nat_short_name(&r.nat_id, r.nat_name.as_deref())
         )),
         message,
     }
@@ -219,6 +226,8 @@ pub struct FailureFacts<'a> {
     pub stack_name: &'a str,
     pub execution: &'a str,
     pub nat_id: Option<&'a NatGatewayId>,
+    /// The NAT's Name tag, when the recording got as far as describing the NAT.
+    pub nat_name: Option<&'a str>,
     pub error: Option<&'a StepError>,
     pub deleted_flow_logs: &'a [String],
     pub lock_released: bool,
@@ -228,7 +237,11 @@ pub struct FailureFacts<'a> {
 pub fn failed(f: &FailureFacts<'_>) -> Notice {
     let nat = f
         .nat_id
-        .map(|n| n.to_string())
+        .map(|n| nat_label(n, f.nat_name))
+        .unwrap_or_else(|| "unknown NAT Gateway".into());
+    let short = f
+        .nat_id
+        .map(|n| nat_short_name(n, f.nat_name))
         .unwrap_or_else(|| "unknown NAT Gateway".into());
     let (kind, what) = match f.error {
         Some(e) => (e.error.clone(), e.message()),
@@ -260,16 +273,18 @@ pub fn failed(f: &FailureFacts<'_>) -> Notice {
         stack = f.stack_name,
     );
     Notice {
-        subject: subject(format!("NAT spike recording FAILED: {nat} ({kind})")),
+        subject: subject(format!("NAT spike recording FAILED: {short} ({kind})")),
         message,
     }
 }
 
-pub fn limit_reached(stack_name: &str, nat_id: &NatGatewayId, count: u64, max: u32) -> Notice {
+pub fn limit_reached(stack_name: &str, nat_id: &NatGatewayId, nat_name: Option<&str>, count: u64, max: u32) -> Notice {
+    let short = nat_short_name(nat_id, nat_name);
+    let nat = nat_label(nat_id, nat_name);
     Notice {
-        subject: subject(format!("NAT spike not recorded: {nat_id} reached its recording limit")),
+        subject: subject(format!("NAT spike not recorded: {short} reached its recording limit")),
         message: format!(
-            "NAT Gateway {nat_id} is above its traffic threshold again, but it has already been recorded \
+            "NAT Gateway {nat} is above its traffic threshold again, but it has already been recorded \
              {count} time(s) and NumOfRecordings is {max}, so no flow logs were created.\n\
              \n\
              To allow more recordings, raise NumOfRecordings (0 = no limit) with sam deploy, or reset the \

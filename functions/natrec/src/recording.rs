@@ -44,6 +44,9 @@ pub struct StartSettings {
 pub struct Recording {
     pub status: StartStatus,
     pub nat_id: NatGatewayId,
+    /// The NAT's Name tag when it has one (absent in the state of older recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_name: Option<String>,
     pub alarm_name: String,
     pub execution: String,
     #[serde(default)]
@@ -187,6 +190,7 @@ pub async fn start(
     let mut recording = Recording {
         status: StartStatus::Recording,
         nat_id: nat_id.clone(),
+        nat_name: None,
         alarm_name: event.detail.alarm_name.clone(),
         execution: execution.to_string(),
         vpc_id: None,
@@ -218,6 +222,7 @@ pub async fn start(
     }
     recording.vpc_id = nat.vpc_id.clone();
     recording.interfaces = nat.interfaces.clone();
+    recording.nat_name = nat.name.clone();
 
     let expires_at_s = now.timestamp() + i64::from(settings.recording_time_s) + LOCK_GRACE_S;
     let lock = LockRequest {
@@ -247,6 +252,7 @@ pub async fn start(
             recording.notice = Some(notice::limit_reached(
                 &settings.stack_name,
                 &nat_id,
+                nat.name.as_deref(),
                 count,
                 settings.max_recordings,
             ));
@@ -511,6 +517,7 @@ pub async fn finish(
             stack_name: &settings.stack_name,
             execution: &input.execution,
             nat_id: nat_id.as_ref(),
+            nat_name: recording.as_ref().and_then(|r| r.nat_name.as_deref()),
             error: error.as_ref(),
             deleted_flow_logs: &ids,
             lock_released,

@@ -10,11 +10,13 @@ use tracing::{info, warn};
 
 use std::time::Duration;
 
+use crate::advice::{self, NextSteps, Threshold};
 use crate::error::{RecorderError, Result};
+use crate::nat::nat_label;
 use crate::notice::human_bytes;
 use crate::pacing::{Backoff, Clock, RateLimiter};
 use crate::ports::{Archive, FlowRecords, NatMetrics, ReadOutcome, RecordQuery, Truncation};
-use crate::recording::{report_stream, Recording};
+use crate::recording::{report_stream, Delivery, Recording};
 
 /// Flow-log records are stamped with their capture window's start; a record of the recording's
 /// last minute can start before it and end after it: read a little around the window.
@@ -184,6 +186,10 @@ pub struct ReportSettings {
     /// Price overrides (prices.json layout).
     pub prices: Option<String>,
     pub top: usize,
+    /// For the commands of "What to do next".
+    pub stack_name: String,
+    /// The alarm's threshold, when the function is told it (THRESHOLD, SAMPLING_PERIOD).
+    pub threshold: Option<Threshold>,
 }
 
 /// What the finish step said (`$.finished`).
@@ -192,6 +198,9 @@ pub struct FinishedNotice {
     pub subject: String,
     pub message: String,
     pub ended_at: DateTime<Utc>,
+    /// The flow logs' delivery status (absent in the output of older finish steps).
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -347,15 +356,32 @@ pub async fn build(
         ),
         (None, None) => String::new(),
     };
+    let next = advice::what_to_do_next(
+        &report,
+        &NextSteps {
+            region: &settings.region,
+            stack_name: &settings.stack_name,
+            recording: &recording,
+            ended_at: finished.ended_at,
+            margin_s: WINDOW_MARGIN_S,
+            threshold: settings.threshold,
+        },
+    );
     let message = format!(
-        "Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n\
+        "Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n{next}\n\
          ----------------------------------------------------------------------\n\n{finish}",
-        nat = recording.nat_id,
+        nat = nat_label(&recording.nat_id, recording.nat_name.as_deref()),
         text = capped(report.to_text()),
         finish = finished.message,
     );
+    let subject = advice::subject(
+        &report,
+        &recording.nat_id,
+        recording.nat_name.as_deref(),
+        !finished.delivery.failed.is_empty(),
+    );
     Ok(ReportNotice {
-        subject: finished.subject,
+        subject,
         message,
         report_stream: stream,
         truncated: read.truncated.is_some(),

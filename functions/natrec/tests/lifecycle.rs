@@ -27,6 +27,7 @@ fn nat(interfaces: &[&str]) -> NatGateway {
         vpc_id: Some("vpc-0a1b2c3d".into()),
         regional: false,
         interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        name: Some("prod-egress-a".into()),
     }
 }
 
@@ -414,7 +415,12 @@ async fn finish_after_ok_deletes_everything_releases_the_lock_and_reports() {
         "2026-11-25T09:01:12Z -> 2026-11-25T09:09:12Z (8.0 min)"] {
         assert!(m.contains(needle), "notice lacks {needle:?}:\n{m}");
     }
-    assert!(done.subject.contains("alarm OK") && done.subject.len() <= 100);
+    assert_eq!(done.subject, "NAT spike recorded: prod-egress-a (8 min, alarm OK)");
+    assert!(m.contains(&format!("NAT Gateway:  prod-egress-a ({NAT})")), "{m}");
+    assert!(
+        m.contains(&format!("NAT Gateway prod-egress-a ({NAT}) was above")),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -437,7 +443,11 @@ async fn finish_after_timeout_says_the_time_limit_ended_it() {
     .await
     .unwrap();
     assert_eq!(done.ending, Ending::TimeLimit);
-    assert!(done.message.contains("time limit of 900 s"));
+    assert!(done.message.contains(
+        "Stopped:      the recording time limit of 900 s (RecordingTime) was reached. The alarm may still be in \
+         ALARM: no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again\n"
+    ));
+    assert_eq!(done.subject, "NAT spike recorded: prod-egress-a (0 min, time limit)");
     assert!(
         done.message.contains("not available"),
         "metrics failure is tolerated and said"
@@ -476,7 +486,11 @@ async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
         "{}",
         done.message
     );
-    assert!(done.subject.contains("FAILED"));
+    // Without the start step's output the Name tag is unknown: the NAT goes by its ID.
+    assert_eq!(
+        done.subject,
+        format!("NAT spike recording FAILED: {NAT} (Lambda.Unknown)")
+    );
 }
 
 #[tokio::test]
@@ -859,6 +873,7 @@ fn every_subject_fits_sns() {
         stack_name: &long_stack,
         execution: EXEC,
         nat_id: Some(&nat_id),
+        nat_name: None,
         error: Some(&error),
         deleted_flow_logs: &[],
         lock_released: false,
@@ -869,7 +884,7 @@ fn every_subject_fits_sns() {
         .subject
         .starts_with(&format!("NAT spike recording FAILED: {NAT} (States.TaskFailed")));
     assert!(failed.subject.ends_with("..."), "{}", failed.subject);
-    ok(&notice::limit_reached(&long_stack, &nat_id, 3, 3).subject);
+    ok(&notice::limit_reached(&long_stack, &nat_id, Some(&"n".repeat(256)), 3, 3).subject);
     for s in [
         "",
         "\n\t",
@@ -955,4 +970,66 @@ async fn a_delivery_failure_seen_during_the_recording_is_told_at_the_end() {
     assert_eq!(done.delivery.failed.len(), 1, "{:?}", done.delivery);
     assert_eq!(done.delivery.failed[0].error, "Rate limited");
     assert!(done.subject.contains("NOT delivered"), "{}", done.subject);
+}
+
+/// The NAT's Name tag, read by the start step, names the NAT in a failure notice too.
+#[tokio::test]
+async fn a_failed_recording_names_the_nat_by_its_name_tag() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    assert_eq!(state["nat_name"], "prod-egress-a");
+    state["error"] = json!({"Error": "States.TaskFailed", "Cause": "boom"});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done.subject,
+        "NAT spike recording FAILED: prod-egress-a (States.TaskFailed)"
+    );
+    assert!(
+        done.message
+            .starts_with(&format!("A recording of prod-egress-a ({NAT}) failed.")),
+        "{}",
+        done.message
+    );
+}
+
+/// The state of a recording started before the Name tag was kept still finishes: the NAT goes
+/// by its ID.
+#[tokio::test]
+async fn the_state_of_an_older_recording_without_the_name_still_finishes() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    let store = FakeStore::default();
+    let mut state = recorded(&ec2, &store).await;
+    state.as_object_mut().unwrap().remove("nat_name");
+    state["stop"] = json!({"reason": "alarm_ok"});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::AlarmOk);
+    assert!(
+        done.subject.starts_with(&format!("NAT spike recorded: {NAT} (")),
+        "{}",
+        done.subject
+    );
+    assert!(
+        done.message.contains(&format!("NAT Gateway:  {NAT}\n")),
+        "{}",
+        done.message
+    );
 }

@@ -428,6 +428,8 @@ fn report_settings(top: usize) -> ReportSettings {
         reads_per_second: 2.0,
         prices: None,
         top,
+        stack_name: "s".into(),
+        threshold: None,
     }
 }
 

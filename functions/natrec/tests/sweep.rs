@@ -35,6 +35,7 @@ fn ec2() -> FakeEc2 {
         vpc_id: None,
         regional: false,
         interfaces: vec!["eni-0aaa".into(), "eni-0bbb".into()],
+        name: None,
     })
 }
 

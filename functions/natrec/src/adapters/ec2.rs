@@ -76,6 +76,17 @@ impl NatDirectory for Ec2 {
             vpc_id: nat.vpc_id().map(str::to_string),
             regional: nat.availability_mode() == Some(&AvailabilityMode::Regional),
             interfaces,
+            // EC2 API reference, NatGateway: `tags` "The tags for the NAT gateway", returned by
+            // DescribeNatGateways (docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NatGateway.html);
+            // the `Name` tag is the name the console shows.
+            name: nat
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("Name"))
+                .and_then(|t| t.value())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
         }))
     }
 }
