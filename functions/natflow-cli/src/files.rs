@@ -423,6 +423,7 @@ fn stdin(mut a: Analyzer) -> Result<Analyzer, CliError> {
             return Err(CliError::NoRecords {
                 input: "stdin".into(),
                 found: describe_bytes(&head, 0, a.format()),
+                unreadable: false,
             });
         }
         filled += n;
@@ -435,6 +436,7 @@ fn stdin(mut a: Analyzer) -> Result<Analyzer, CliError> {
         return Err(CliError::NoRecords {
             input: "stdin".into(),
             found: describe_bytes(&head, a.stats().lines, a.format()),
+            unreadable: false,
         });
     }
     Ok(a)

@@ -7,11 +7,88 @@
 //! are `eni-...-all`, `-accept`, `-reject`), so each given ID is looked up with DescribeLogStreams
 //! and a name that matches no stream is an error naming the streams that exist.
 
+use aws_sdk_cloudwatchlogs::config::Region;
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::Client;
 use indicatif::{ProgressBar, ProgressStyle};
 use natflow::Analyzer;
 
 use crate::CliError;
+
+/// The region of the AWS profile in use (AWS_PROFILE, else `default`; AWS_CONFIG_FILE, else
+/// ~/.aws/config), and the profile's name. No instance metadata: the region is the user's choice.
+pub fn profile_region() -> Option<(String, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    use aws_config::meta::region::ProvideRegion;
+    let region = rt.block_on(aws_config::profile::ProfileFileRegionProvider::new().region())?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    Some((region.to_string(), profile))
+}
+
+/// The innermost cause of an error, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(s) = e.source() {
+        e = s;
+    }
+    e.to_string().replace('\n', " ")
+}
+
+/// An AWS call's failure as one line a user can act on. The codes: CloudWatch Logs API reference,
+/// "Common Errors" and each action's Errors (AccessDeniedException, ResourceNotFoundException,
+/// ThrottlingException, UnrecognizedClientException; HTTP 400 with the code as `__type`).
+fn aws_error<E, R>(op: &str, group: &str, region: &str, e: SdkError<E, R>) -> CliError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let at = format!("{op} on {group} in {region}");
+    let chain = format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e));
+    let msg = match &e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("unknown error");
+            let text = se.err().message().unwrap_or("").replace('\n', " ");
+            match code {
+                "ResourceNotFoundException" => format!(
+                    "{at}: the log group does not exist in this account and Region ({text}); check the name \
+                     (aws logs describe-log-groups --log-group-name-prefix ...), --region and AWS_PROFILE"
+                ),
+                "AccessDeniedException" | "AccessDenied" => format!(
+                    "{at}: access denied ({text}); the identity needs logs:{op} on \
+                     arn:aws:logs:{region}:<account>:log-group:{group} (and logs:DescribeLogStreams for --streams)"
+                ),
+                "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "LimitExceededException" => format!(
+                    "{at}: throttled by CloudWatch Logs beyond the SDK's retries ({code}); the quota is shared by \
+                     every reader in the account and Region: run again in a minute, or narrow --start/--end or --streams"
+                ),
+                "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException"
+                | "InvalidClientTokenId" | "ExpiredToken" | "IncompleteSignature" => format!(
+                    "{at}: AWS rejected the credentials ({code}: {text}); renew them (aws sso login, aws configure) \
+                     or pick another AWS_PROFILE"
+                ),
+                _ => format!("{at}: {code}: {text}"),
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            format!("{at}: timed out; check the network (proxy, VPN) and run again")
+        }
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => format!(
+            "{at}: cannot reach CloudWatch Logs ({}); check the network, proxy or AWS_ENDPOINT_URL",
+            root_cause(&e)
+        ),
+        // The SDK's credential chain found nothing (its message lists every provider it tried).
+        _ if chain.contains("credentials") || chain.contains("NoMatchingAuthScheme") => format!(
+            "{at}: no AWS credentials found (environment, profile, SSO, web identity, container or instance \
+             role); set AWS_PROFILE (then aws sso login if it uses SSO), or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY"
+        ),
+        _ => format!("{at}: {}", root_cause(&e)),
+    };
+    CliError::Aws(msg)
+}
 
 /// Epoch seconds, or RFC 3339.
 pub fn parse_time(s: &str) -> Result<i64, CliError> {
@@ -53,6 +130,7 @@ pub fn interface_of(stream: &str) -> &str {
 async fn describe_streams(
     client: &Client,
     group: &str,
+    region: &str,
     prefix: Option<&str>,
     max: usize,
 ) -> Result<(Vec<String>, bool), CliError> {
@@ -66,12 +144,7 @@ async fn describe_streams(
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| {
-                CliError::Logs(format!(
-                    "DescribeLogStreams on {group}: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| aws_error("DescribeLogStreams", group, region, e))?;
         names.extend(
             out.log_streams()
                 .iter()
@@ -89,11 +162,16 @@ async fn describe_streams(
 }
 
 /// The streams the given names select; an error names the streams that exist when one selects none.
-async fn resolve_streams(client: &Client, group: &str, wanted: &[String]) -> Result<Vec<String>, CliError> {
+async fn resolve_streams(
+    client: &Client,
+    group: &str,
+    region: &str,
+    wanted: &[String],
+) -> Result<Vec<String>, CliError> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for w in wanted {
-        let (names, _) = describe_streams(client, group, Some(w), usize::MAX).await?;
+        let (names, _) = describe_streams(client, group, region, Some(w), usize::MAX).await?;
         let hits: Vec<String> = names.into_iter().filter(|n| stream_matches(w, n)).collect();
         if hits.is_empty() {
             missing.push(w.clone());
@@ -102,7 +180,7 @@ async fn resolve_streams(client: &Client, group: &str, wanted: &[String]) -> Res
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     if !missing.is_empty() {
-        let (existing, more) = describe_streams(client, group, None, 50).await?;
+        let (existing, more) = describe_streams(client, group, region, None, 50).await?;
         let list = if existing.is_empty() {
             "none: the group holds no stream yet (delivery takes minutes after a flow log starts)".to_string()
         } else {
@@ -123,6 +201,7 @@ async fn resolve_streams(client: &Client, group: &str, wanted: &[String]) -> Res
 pub fn read(
     mut a: Analyzer,
     group: &str,
+    region: &str,
     streams: &[String],
     interfaces: &[String],
     start: i64,
@@ -132,7 +211,7 @@ pub fn read(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Logs(e.to_string()))?;
+        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
     let bar = if progress {
         let b = ProgressBar::new_spinner();
         b.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
@@ -141,12 +220,16 @@ pub fn read(
         ProgressBar::hidden()
     };
     rt.block_on(async {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // The region resolved as the AWS CLI does (main.rs); credentials from the SDK's chain.
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .load()
+            .await;
         let client = Client::new(&config);
         let selected = if streams.is_empty() {
             vec![]
         } else {
-            resolve_streams(&client, group, streams).await?
+            resolve_streams(&client, group, region, streams).await?
         };
         if !selected.is_empty() {
             // Only the selected interfaces' records count (and any the caller already knew).
@@ -172,12 +255,7 @@ pub fn read(
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    CliError::Logs(format!(
-                        "FilterLogEvents on {group}: {}",
-                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                    ))
-                })?;
+                let page = page.map_err(|e| aws_error("FilterLogEvents", group, region, e))?;
                 for e in page.events() {
                     if let Some(m) = e.message() {
                         a.feed(m.as_bytes());

@@ -17,6 +17,29 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use natflow::{Analyzer, Format, Inventory, IpRanges, Prices, Report, ReportOptions};
 
+/// The exit statuses, one per kind of outcome (README, "Offline: the natflow CLI").
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  a report was produced
+  1  nothing to report: no flow-log record in the input (stderr says what it holds), or records
+     but no traffic through the NAT (the report is printed and says why)
+  2  usage error: a missing or bad option or argument (clap's own errors too)
+  3  input or AWS error: a file that cannot be read, a bad inventory, ip-ranges or prices file; no
+     AWS region or credentials, access denied, throttled, log group not found, endpoint unreachable";
+
+const ANALYZE_HELP: &str = "\
+Examples:
+  natflow analyze flows.log.gz --inventory inv.jsonl
+  natflow analyze AWSLogs/ --nat-gateway nat-0123456789abcdef0 --inventory inv.jsonl --format json
+  natflow analyze --log-group /natrec/my-stack/flow-logs --region eu-west-1 \\
+      --start 2026-11-28T10:00:00Z --end 2026-11-28T10:20:00Z --streams eni-0123456789abcdef0";
+
+const GENERATE_HELP: &str = "\
+Examples:
+  natflow generate --bytes 10000000 -o flows.log
+  natflow generate --bytes 1000000000 --hosts 1000 --remotes 100 --no-malformed -o big.log \\
+      --inventory-output inv.jsonl --truth-output truth.json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
@@ -25,21 +48,40 @@ pub enum CliError {
     Gzip { path: String, source: std::io::Error },
     #[error("nothing to read: give flow-log files or directories, or --log-group")]
     NoInput,
+    /// Nothing to report (exit 1), or, when input could not be read, an input error (exit 3).
     #[error("no flow-log record in {input}: {found}")]
-    NoRecords { input: String, found: String },
+    NoRecords {
+        input: String,
+        found: String,
+        unreadable: bool,
+    },
     #[error("{0}")]
     Analysis(#[from] natflow::AnalysisError),
     #[error("{0}")]
     Usage(String),
-    #[error("CloudWatch Logs: {0}")]
-    Logs(String),
+    /// An AWS call failed, or no region or credentials: one line saying what to do.
+    #[error("{0}")]
+    Aws(String),
+}
+
+impl CliError {
+    /// The exit status: see [`EXIT_STATUS`].
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::NoRecords { unreadable: false, .. } => 1,
+            CliError::NoRecords { unreadable: true, .. } => 3,
+            CliError::NoInput | CliError::Usage(_) => 2,
+            CliError::Read { .. } | CliError::Gzip { .. } | CliError::Analysis(_) | CliError::Aws(_) => 3,
+        }
+    }
 }
 
 #[derive(Parser)]
 #[command(
     name = "natflow",
     version,
-    about = "Who caused a NAT Gateway spike: top talkers, AWS services, cross-AZ bytes and cost from VPC flow logs"
+    about = "Who caused a NAT Gateway spike: top talkers, AWS services, cross-AZ bytes and cost from VPC flow logs",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,16 +90,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Analyse flow-log records from files or a log group.
+    /// Report who sent the bytes through a NAT Gateway, from flow-log files or a log group.
+    #[command(after_help = format!("{EXIT_STATUS}\n\n{ANALYZE_HELP}"))]
     Analyze(AnalyzeArgs),
-    /// Write synthetic NAT flow logs with known talkers (for tests and the benchmark).
-    #[command(hide = true)]
+    /// Write synthetic NAT flow logs with known talkers (to try natflow, for tests and benchmarks).
+    #[command(after_help = GENERATE_HELP)]
     Generate(GenerateArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
+    /// The report as the recorder's notice shows it.
     Text,
+    /// The report as JSON (schema: docs/report.schema.json).
     Json,
 }
 
@@ -96,15 +141,19 @@ struct AnalyzeArgs {
     /// when the inventory does not include the NAT's interfaces.
     #[arg(long = "nat-ip")]
     nat_ips: Vec<IpAddr>,
-    /// Region whose prices apply (default: AWS_REGION, else us-east-1).
+    /// AWS Region of the log group's API calls and of the prices, as in the AWS CLI: --region, else
+    /// AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region (AWS_PROFILE, ~/.aws/config);
+    /// files without any of them are priced as us-east-1.
     #[arg(long)]
     region: Option<String>,
-    /// Price overrides, same layout as functions/natflow/prices.json.
+    /// Price overrides, layout of functions/natflow/prices.json; a region may give only some prices
+    /// (the others stay the built-in ones).
     #[arg(long)]
     prices: Option<PathBuf>,
-    /// Talkers to list.
+    /// How many talkers to list (0: none; the rest are summed as "other talkers").
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Output: the text report or its JSON.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     format: Output,
     /// Worker threads for files (default: all cores).
@@ -120,16 +169,19 @@ struct GenerateArgs {
     /// Bytes of records to write (at least).
     #[arg(long)]
     bytes: u64,
+    /// VPC hosts (sources) in the generated traffic.
     #[arg(long, default_value_t = 5000)]
     hosts: usize,
+    /// Far ends (internet addresses and AWS services) in the generated traffic.
     #[arg(long, default_value_t = 2000)]
     remotes: usize,
+    /// Random seed: the same seed writes the same records.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// No malformed lines (NODATA, SKIPDATA and REJECT rows stay).
     #[arg(long)]
     no_malformed: bool,
-    /// Records file.
+    /// Where to write the records.
     #[arg(long, short)]
     output: PathBuf,
     /// Where to write the scenario's inventory (JSON lines).
@@ -147,7 +199,50 @@ fn read_text(path: &PathBuf) -> Result<String, CliError> {
     })
 }
 
-fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
+/// The AWS Region, as the AWS CLI picks it: `--region`, else `AWS_REGION`, else
+/// `AWS_DEFAULT_REGION`, else the profile's `region` (AWS CLI user guide, "Configuration and
+/// credential file settings": command line options take precedence over environment variables,
+/// which take precedence over the config file). With where it came from, for the error on a name
+/// that is not an AWS Region.
+fn resolve_region(args: &AnalyzeArgs) -> Result<Option<String>, CliError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let found = match (&args.region, env("AWS_REGION"), env("AWS_DEFAULT_REGION")) {
+        (Some(r), _, _) => Some((r.clone(), "--region".to_string())),
+        (None, Some(r), _) => Some((r, "AWS_REGION".into())),
+        (None, None, Some(r)) => Some((r, "AWS_DEFAULT_REGION".into())),
+        (None, None, None) => profile_region().map(|(r, p)| (r, format!("the region of AWS profile {p}"))),
+    };
+    let Some((region, from)) = found else {
+        return Ok(None);
+    };
+    if !natflow::prices::is_aws_region(&region) {
+        return Err(CliError::Usage(format!(
+            "{from} {region:?} is not an AWS Region (e.g. us-east-1, eu-west-1; the list: AWS_REGIONS in \
+             functions/natflow/src/prices.rs, from AWS's \"Regions and Zones\"; a Region newer than this \
+             natflow: add it there)"
+        )));
+    }
+    Ok(Some(region))
+}
+
+/// The profile's region (AWS_PROFILE, else `default`; AWS_CONFIG_FILE, else ~/.aws/config).
+#[cfg(feature = "aws")]
+fn profile_region() -> Option<(String, String)> {
+    loggroup::profile_region()
+}
+
+#[cfg(not(feature = "aws"))]
+fn profile_region() -> Option<(String, String)> {
+    None
+}
+
+/// A report, and whether it found traffic through the NAT (exit status 1 when not).
+struct Produced {
+    out: String,
+    traffic: bool,
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
     let inventory = args
         .inventory
         .as_ref()
@@ -159,21 +254,33 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
         .map(|p| IpRanges::from_json(&read_text(p)?).map_err(CliError::from))
         .transpose()?;
     let overrides = args.prices.as_ref().map(read_text).transpose()?;
-    let region = args
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
-    let prices = Prices::for_region(&region, overrides.as_deref())?;
+    // Usage errors before any AWS setting is looked at.
+    if args.log_group.is_some() {
+        if !args.paths.is_empty() {
+            return Err(CliError::Usage("give files or --log-group, not both".into()));
+        }
+        if args.start.is_none() || args.end.is_none() {
+            return Err(CliError::Usage("--log-group needs --start and --end".into()));
+        }
+    }
+    let region = resolve_region(&args)?;
+    if args.log_group.is_some() && region.is_none() {
+        return Err(CliError::Aws(
+            "no AWS region for the CloudWatch Logs API: give --region, or set AWS_REGION, or a region in your \
+             AWS profile (aws configure set region eu-west-1)"
+                .into(),
+        ));
+    }
+    let prices = Prices::for_region(region.as_deref().unwrap_or("us-east-1"), overrides.as_deref())?;
     let format = match &args.fields {
-        Some(f) => Format::parse(f)?,
+        Some(f) => Format::parse(f).map_err(|e| CliError::Usage(format!("--fields: {e}")))?,
         None => Format::recorder(),
     };
     let mut nat_ips = args.nat_ips.clone();
     if let Some(inv) = &inventory {
         nat_ips.extend(inv.nat_ips());
     }
-    let mut analyzer = Analyzer::new(format, &nat_ips)?;
+    let mut analyzer = Analyzer::new(format, &nat_ips).map_err(|e| CliError::Usage(e.to_string()))?;
     let progress = !args.no_progress;
     let mut warnings = Vec::new();
     // Which records are the NAT's: a log group or a VPC-wide flow log holds other interfaces'
@@ -195,7 +302,24 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
             if !args.paths.is_empty() {
                 return Err(CliError::Usage("give files or --log-group, not both".into()));
             }
-            let a = read_log_group(analyzer, group, &args, &interfaces, progress)?;
+            let region = region.as_deref().unwrap_or("us-east-1");
+            let a = read_log_group(analyzer, group, region, &args, &interfaces, progress)?;
+            if a.stats().records() == 0 {
+                return Err(CliError::NoRecords {
+                    input: format!("log group {group} ({region})"),
+                    found: format!(
+                        "{} events between --start and --end{} (flow-log records reach the group 5 to 10 \
+                         minutes after capture)",
+                        a.stats().lines,
+                        if args.streams.is_empty() {
+                            ""
+                        } else {
+                            " in the --streams"
+                        }
+                    ),
+                    unreadable: false,
+                });
+            }
             (
                 a,
                 "Name the NAT: --nat-gateway nat-... with --inventory, --nat-ip, or --streams with its interface IDs.",
@@ -220,6 +344,7 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
                 return Err(CliError::NoRecords {
                     input: names(),
                     found: out.describe_nothing(out.analyzer.format()),
+                    unreadable: !out.skipped.is_empty(),
                 });
             }
             warnings.extend(out.warnings());
@@ -236,9 +361,13 @@ fn analyze(args: AnalyzeArgs) -> Result<String, CliError> {
     o.selection_hint = Some(hint.into());
     let mut report = Report::build(&analyzer, &o);
     report.warnings.extend(warnings);
-    Ok(match args.format {
+    let out = match args.format {
         Output::Text => report.to_text(),
         Output::Json => serde_json::to_string_pretty(&report).expect("a report serializes") + "\n",
+    };
+    Ok(Produced {
+        out,
+        traffic: report.distinct_talkers > 0,
     })
 }
 
@@ -299,6 +428,7 @@ fn nat_interfaces(
 fn read_log_group(
     a: Analyzer,
     group: &str,
+    region: &str,
     args: &AnalyzeArgs,
     interfaces: &[String],
     progress: bool,
@@ -310,11 +440,11 @@ fn read_log_group(
     if end <= start {
         return Err(CliError::Usage("--end must be after --start".into()));
     }
-    loggroup::read(a, group, &args.streams, interfaces, start, end, progress)
+    loggroup::read(a, group, region, &args.streams, interfaces, start, end, progress)
 }
 
 #[cfg(not(feature = "aws"))]
-fn read_log_group(_: Analyzer, _: &str, _: &AnalyzeArgs, _: &[String], _: bool) -> Result<Analyzer, CliError> {
+fn read_log_group(_: Analyzer, _: &str, _: &str, _: &AnalyzeArgs, _: &[String], _: bool) -> Result<Analyzer, CliError> {
     Err(CliError::Usage(
         "this natflow was built without the `aws` feature: it reads files only".into(),
     ))
@@ -345,9 +475,9 @@ fn generate(args: GenerateArgs) -> Result<String, CliError> {
         let pairs: Vec<serde_json::Value> = t
             .pairs
             .iter()
-            .map(|((s, d), (u, dn))| serde_json::json!({"source": s.to_string(), "destination": d.to_string(), "upload": u, "download": dn}))
+            .map(|((s, d), (u, dn))| serde_json::json!({"source": s.to_string(), "destination": d.to_string(), "upload_bytes": u, "download_bytes": dn}))
             .collect();
-        let v = serde_json::json!({"upload": t.upload, "download": t.download, "cross_az": t.cross_az,
+        let v = serde_json::json!({"upload_bytes": t.upload, "download_bytes": t.download, "cross_az_bytes": t.cross_az,
             "services": t.services, "flows": t.flows, "lines": t.lines, "malformed": t.malformed, "pairs": pairs});
         std::fs::write(p, v.to_string()).map_err(err(p))?;
     }
@@ -355,19 +485,66 @@ fn generate(args: GenerateArgs) -> Result<String, CliError> {
 }
 
 fn main() -> ExitCode {
+    // clap exits 2 on a usage error, 0 for --help and --version.
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(a) => analyze(a),
-        Command::Generate(g) => generate(g),
+        Command::Generate(g) => generate(g).map(|out| Produced { out, traffic: true }),
     };
     match result {
-        Ok(out) => {
-            let _ = std::io::stdout().write_all(out.as_bytes());
-            ExitCode::SUCCESS
+        Ok(p) => {
+            let _ = std::io::stdout().write_all(p.out.as_bytes());
+            if p.traffic {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
-            eprintln!("natflow: {e}");
-            ExitCode::from(2)
+            // One line, whatever the cause.
+            eprintln!("natflow: {}", e.to_string().replace('\n', " "));
+            ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_lists_every_subcommand_and_describes_every_option_with_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        let top = cli.render_help().to_string();
+        assert!(
+            top.contains("Exit status:") && top.contains("  3  input or AWS error"),
+            "{top}"
+        );
+        for sub in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+            let name = sub.get_name();
+            assert!(!sub.is_hide_set(), "{name} is listed");
+            assert!(top.contains(&format!("  {name} ")), "{name} in natflow --help: {top}");
+            assert!(sub.get_about().is_some(), "{name} has a one-line purpose");
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{name} {:?} has no description",
+                    arg.get_id()
+                );
+            }
+            let help = sub.clone().render_long_help().to_string();
+            let examples = help.rfind("Examples:").unwrap_or_else(|| panic!("{name}: {help}"));
+            let tail = &help[examples..];
+            let n = tail.lines().filter(|l| l.starts_with("  natflow ")).count();
+            assert!((2..=3).contains(&n), "{name}: {n} examples, at the end: {tail}");
+        }
+        let analyze = cli
+            .find_subcommand_mut("analyze")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(analyze.contains("Exit status:"), "{analyze}");
     }
 }

@@ -9,12 +9,31 @@ use natflow::synth::{Scenario, Truth, Writer, REGIONAL_NAT, ZONAL_NAT};
 use flate2::write::GzEncoder;
 use serde_json::Value;
 
+/// The CLI with no AWS settings from the caller's environment (region, profile, credentials).
+fn bare() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_natflow"));
+    for v in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("AWS_CONFIG_FILE", "/nonexistent/natflow-test/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/natflow-test/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
 fn natflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_natflow"))
-        .args(args)
-        .env_remove("AWS_REGION")
-        .output()
-        .expect("natflow runs")
+    bare().args(args).output().expect("natflow runs")
 }
 
 fn ok_json(args: &[&str]) -> Value {
@@ -100,8 +119,8 @@ fn json_report_matches_the_generated_truth_pair_by_pair() {
     assert_eq!(
         totals(&r),
         (
-            f.truth["upload"].as_u64().unwrap(),
-            f.truth["download"].as_u64().unwrap(),
+            f.truth["upload_bytes"].as_u64().unwrap(),
+            f.truth["download_bytes"].as_u64().unwrap(),
             pairs.len() as u64
         )
     );
@@ -111,10 +130,10 @@ fn json_report_matches_the_generated_truth_pair_by_pair() {
             .iter()
             .find(|t| t["source"]["ip"] == p["source"] && t["destination"]["ip"] == p["destination"])
             .unwrap_or_else(|| panic!("missing {p}"));
-        assert_eq!(t["upload_bytes"], p["upload"]);
-        assert_eq!(t["download_bytes"], p["download"]);
+        assert_eq!(t["upload_bytes"], p["upload_bytes"]);
+        assert_eq!(t["download_bytes"], p["download_bytes"]);
     }
-    assert_eq!(r["cross_az"]["bytes"], f.truth["cross_az"]);
+    assert_eq!(r["cross_az"]["bytes"], f.truth["cross_az_bytes"]);
     assert_eq!(r["input"]["malformed"], f.truth["malformed"]);
 }
 
@@ -251,12 +270,14 @@ fn text_report_names_talkers_services_and_cross_az() {
 #[test]
 fn unreadable_input_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    // (arguments, exit status, message): 3 for input that cannot be read, 2 for usage errors.
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (
             vec!["analyze".into(), dir.path().join("nope.log").display().to_string()],
+            3,
             "cannot read",
         ),
-        (vec!["analyze".into()], "nothing to read"),
+        (vec!["analyze".into()], 2, "nothing to read"),
         (
             vec![
                 "analyze".into(),
@@ -264,6 +285,7 @@ fn unreadable_input_fails_with_a_clear_message() {
                 "--fields".into(),
                 "version srcadr dstaddr bytes".into(),
             ],
+            2,
             "unknown field \"srcadr\"",
         ),
         (
@@ -273,17 +295,19 @@ fn unreadable_input_fails_with_a_clear_message() {
                 "--fields".into(),
                 "version srcaddr dstaddr bytes".into(),
             ],
+            2,
             "NAT's own addresses are needed",
         ),
         (
             vec!["analyze".into(), "--log-group".into(), "g".into()],
+            2,
             "--log-group needs --start and --end",
         ),
     ];
-    for (args, want) in cases {
+    for (args, code, want) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = natflow(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
     }
@@ -291,21 +315,20 @@ fn unreadable_input_fails_with_a_clear_message() {
     let bad = dir.path().join("broken.log.gz");
     std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef]).unwrap();
     let out = natflow(&["analyze", s(&bad), "--no-progress"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.log.gz: skipped, not valid gzip"), "{err}");
     // An inventory that is not one.
     let inv = dir.path().join("inv.json");
     std::fs::write(&inv, "{\"interface_id\": 1}\n").unwrap();
     let out = natflow(&["analyze", "-", "--inventory", s(&inv)]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("inventory: line 1"));
 }
 
 fn natflow_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natflow"))
+    let mut child = bare()
         .args(args)
-        .env_remove("AWS_REGION")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -344,7 +367,7 @@ fn input_without_a_single_record_is_an_error_saying_what_it_holds() {
         ("nothing", "nothing: the directory holds no file"),
     ] {
         let out = natflow(&["analyze", s(&d.join(name)), "--no-progress"]);
-        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(out.status.code(), Some(1), "{name}: nothing to report");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("no flow-log record in"), "{name}: {err}");
         assert!(err.contains(want), "{name}: {err}");
@@ -352,14 +375,14 @@ fn input_without_a_single_record_is_an_error_saying_what_it_holds() {
     }
     // gzip on stdin, and JSON on stdin.
     let out = natflow_stdin(&["analyze", "-"], &gzip_bytes(b"5 1 eni-1 10.0.0.1\n"));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no flow-log record in stdin: gzip-compressed data"),
         "{err}"
     );
     let out = natflow_stdin(&["analyze", "-"], b"[1, 2, 3]");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: a JSON document"));
 }
 
@@ -381,7 +404,7 @@ fn a_directory_with_damaged_files_says_which_were_skipped_and_why() {
         "{warnings}"
     );
     // The good file is all there; the cut one adds only complete records.
-    assert!(r["upload_bytes"].as_u64().unwrap() >= f.truth["upload"].as_u64().unwrap());
+    assert!(r["upload_bytes"].as_u64().unwrap() >= f.truth["upload_bytes"].as_u64().unwrap());
     let out = natflow(&["analyze", s(&dir), "--no-progress"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -484,4 +507,263 @@ fn vpc_wide_flow_logs_count_only_the_named_nat() {
     let out = natflow(&["analyze", s(&records), "--nat-gateway", "nat-xyz", "--no-progress"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a NAT Gateway ID"));
+}
+
+/// What a test shows of a run: exit status, stdout, stderr.
+fn run(c: &mut Command) -> (Option<i32>, String, String) {
+    let out = c.output().expect("natflow runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_status_says_report_nothing_usage_or_input_error() {
+    let f = fixture();
+    let rec = s(&f.records);
+    // 0: a report.
+    let (code, out, _) = run(bare().args(["analyze", rec, "--no-progress"]));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Top talkers"), "{out}");
+    // 1: records, but none of them the named NAT's: the report is printed and says why.
+    let (code, out, _) = run(bare().args([
+        "analyze",
+        rec,
+        "--nat-gateway",
+        "nat-0000000000000000f",
+        "--no-progress",
+    ]));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("No traffic through the NAT was found"), "{out}");
+    // 1: no flow-log record at all.
+    let empty = f.dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let (code, _, err) = run(bare().args(["analyze", s(&empty), "--no-progress"]));
+    assert_eq!(code, Some(1), "{err}");
+    // 2: usage errors, clap's and ours.
+    for args in [
+        vec!["analyze", rec, "--no-such-option"],
+        vec!["analyze", rec, "--top", "many"],
+        vec!["analyze", rec, "--region", "eu-nort-1"],
+        vec!["frobnicate"],
+    ] {
+        let (code, _, err) = run(bare().args(&args));
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+    }
+    // 3: an input file that is not what it should be.
+    let prices = f.dir.path().join("prices.json");
+    std::fs::write(&prices, "{\"us-east-1\": {\"nat_per_gb\": \"cheap\"}}").unwrap();
+    let (code, _, err) = run(bare().args(["analyze", rec, "--prices", s(&prices), "--no-progress"]));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("price table: region us-east-1"), "{err}");
+}
+
+/// The region of a JSON report's prices.
+fn priced_region(c: &mut Command) -> String {
+    let (code, out, err) = run(c);
+    assert_eq!(code, Some(0), "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    r["prices"]["region"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn region_is_picked_as_the_aws_cli_does_and_unknown_names_are_refused() {
+    let f = fixture();
+    let config = f.dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        "[default]\nregion = eu-west-3\n[profile other]\nregion = ap-south-1\n",
+    )
+    .unwrap();
+    let args = ["analyze", s(&f.records), "--format", "json", "--no-progress"];
+    let cmd = || {
+        let mut c = bare();
+        c.args(args).env("AWS_CONFIG_FILE", &config);
+        c
+    };
+    assert_eq!(priced_region(&mut cmd()), "eu-west-3", "the profile's region");
+    assert_eq!(priced_region(cmd().env("AWS_PROFILE", "other")), "ap-south-1");
+    assert_eq!(priced_region(cmd().env("AWS_DEFAULT_REGION", "us-west-1")), "us-west-1");
+    assert_eq!(
+        priced_region(
+            cmd()
+                .env("AWS_DEFAULT_REGION", "us-west-1")
+                .env("AWS_REGION", "us-east-2")
+        ),
+        "us-east-2"
+    );
+    assert_eq!(
+        priced_region(cmd().env("AWS_REGION", "us-east-2").args(["--region", "eu-north-1"])),
+        "eu-north-1"
+    );
+    // Nothing set: files are priced as us-east-1.
+    assert_eq!(priced_region(bare().args(args)), "us-east-1");
+    // A misspelt name is refused wherever it comes from, and the message says where to look.
+    let (code, _, err) = run(bare().args(args).args(["--region", "eu-nort-1"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--region \"eu-nort-1\" is not an AWS Region") && err.contains("AWS_REGIONS"),
+        "{err}"
+    );
+    let (code, _, err) = run(bare().args(args).env("AWS_REGION", "mars-1"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("AWS_REGION \"mars-1\" is not an AWS Region"), "{err}");
+}
+
+#[test]
+fn top_zero_lists_none_and_a_partial_price_override_merges() {
+    let f = fixture();
+    let (code, out, err) = run(bare().args(["analyze", s(&f.records), "--top", "0", "--no-progress"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("No traffic"), "{out}");
+    assert!(out.contains("Talkers: none listed"), "{out}");
+    let prices = f.dir.path().join("prices.json");
+    std::fs::write(&prices, "{\"eu-west-1\": {\"nat_per_gb\": 0.048}}").unwrap();
+    let r = ok_json(&[
+        "analyze",
+        s(&f.records),
+        "--prices",
+        s(&prices),
+        "--region",
+        "eu-west-1",
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(r["prices"]["nat_per_gb"], 0.048);
+    assert_eq!(r["prices"]["cross_az_per_gb"], 0.02, "the rest from the built-in table");
+    assert_eq!(
+        r["prices"]["source"],
+        "eu-west-1 (nat_per_gb given; the rest us-east-1's)"
+    );
+}
+
+/// A CloudWatch Logs endpoint on loopback that answers every request with one error, as the
+/// service does: HTTP 400 and the code as `__type` in an awsJson1.1 body (CloudWatch Logs API
+/// reference, "Common Errors"; FilterLogEvents "Errors"). Returns its URL and a request counter.
+fn failing_endpoint(
+    code: &'static str,
+    message: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            seen.fetch_add(1, Ordering::SeqCst);
+            let payload = format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}");
+            let _ = write!(
+                conn,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: \
+                 00000000-0000-0000-0000-000000000000\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                payload.len()
+            );
+        }
+    });
+    (url, count)
+}
+
+/// `analyze --log-group` with test credentials against `endpoint`.
+fn log_group_run(endpoint: &str) -> (Option<i32>, String, String) {
+    run(bare()
+        .args([
+            "analyze",
+            "--log-group",
+            "/natrec/test/flow-logs",
+            "--start",
+            "0",
+            "--end",
+            "60",
+        ])
+        .args(["--region", "eu-west-1", "--no-progress"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_ENDPOINT_URL", endpoint))
+}
+
+/// One line, exit status 3, no Rust debug output.
+fn one_actionable_line(code: Option<i32>, err: &str) {
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for debug in ["ConnectorError", "Some(", "{ ", "DispatchFailure", "ServiceError"] {
+        assert!(!err.contains(debug), "debug output {debug:?}: {err}");
+    }
+}
+
+#[test]
+fn aws_errors_are_one_line_a_user_can_act_on() {
+    // No region anywhere.
+    let (code, _, err) = run(bare().args(["analyze", "--log-group", "g", "--start", "0", "--end", "60"]));
+    one_actionable_line(code, &err);
+    assert!(err.contains("no AWS region") && err.contains("--region"), "{err}");
+    // No credentials anywhere (instance metadata disabled, no profile files).
+    let (code, _, err) = run(bare().args([
+        "analyze",
+        "--log-group",
+        "g",
+        "--start",
+        "0",
+        "--end",
+        "60",
+        "--region",
+        "eu-west-1",
+    ]));
+    one_actionable_line(code, &err);
+    assert!(
+        err.contains("no AWS credentials found") && err.contains("AWS_PROFILE"),
+        "{err}"
+    );
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, _, err) = log_group_run(&url);
+    one_actionable_line(code, &err);
+    assert!(err.contains("cannot reach CloudWatch Logs"), "{err}");
+    // The service's refusals.
+    for (aws_code, want) in [
+        ("AccessDeniedException", "access denied"),
+        ("ResourceNotFoundException", "the log group does not exist"),
+        ("UnrecognizedClientException", "AWS rejected the credentials"),
+        (
+            "ThrottlingException",
+            "throttled by CloudWatch Logs beyond the SDK's retries",
+        ),
+    ] {
+        let (url, requests) = failing_endpoint(aws_code, "refused by the test endpoint");
+        let (code, _, err) = log_group_run(&url);
+        one_actionable_line(code, &err);
+        assert!(
+            err.starts_with("natflow: FilterLogEvents on /natrec/test/flow-logs in eu-west-1: ") && err.contains(want),
+            "{aws_code}: {err}"
+        );
+        let n = requests.load(std::sync::atomic::Ordering::SeqCst);
+        if aws_code == "ThrottlingException" {
+            assert!(n > 1, "the SDK retried a throttled call ({n} requests)");
+        } else {
+            assert!(n >= 1);
+        }
+    }
 }
