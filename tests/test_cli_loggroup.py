@@ -48,6 +48,22 @@ def test_interface_ids_select_their_streams_and_a_miss_lists_the_streams(emulato
     assert [i["interface_id"] for i in r["interfaces"]] == [NAT_A]
 
     miss = natflow("--streams", "eni-0ccccccccccccccc3")
-    assert miss.returncode == 2, miss.stdout
+    assert miss.returncode == 2, miss.stdout  # a usage error: the option names no stream
     assert "--streams eni-0ccccccccccccccc3 selects no log stream" in miss.stderr
     assert f"{NAT_A}-all, {NAT_B}-all" in miss.stderr
+
+    # Exit statuses against the emulator's CloudWatch Logs: an empty window is nothing to report
+    # (1, saying how many events and why there may be none yet); a group that does not exist is an
+    # AWS error (3, one line naming the call, the group, the region and what to check).
+    empty = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", group, "--start", str(now - 7200),
+                            "--end", str(now - 3600), "--no-progress"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert empty.returncode == 1, empty.stderr
+    assert f"no flow-log record in log group {group} (us-east-1): 0 events" in empty.stderr
+    gone = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", "/no/such/group", "--start",
+                           str(now - 600), "--end", str(now), "--no-progress"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert gone.returncode == 3, gone.stderr
+    assert gone.stderr.startswith("natflow: FilterLogEvents on /no/such/group in us-east-1: the log group does not "
+                                  "exist"), gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1, gone.stderr

@@ -6,6 +6,7 @@ import time
 from datetime import datetime, timezone
 
 from tests.harness.router import Fault
+from tests.test_cli_schema import validate_report
 
 S3_IP, WEB_IP = "52.216.8.9", "203.0.113.9"
 LAMBDA_DESC = "AWS Lambda VPC ENI-thumbnailer-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"
@@ -107,6 +108,7 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     assert "alarm returned to OK" in m and nat["interfaces"][0] in m
     # The full report, as JSON, next to the recording.
     r = report_json(recorder, arn)
+    validate_report(r)  # the recorder's JSON has the CLI's documented shape (docs/report.schema.json)
     assert r["bytes"] == 4_500_000 and r["upload_bytes"] == 4_000_000
     assert [t["bytes"] for t in r["talkers"]] == [3_200_000, 1_300_000]
     assert r["talkers"][0]["source"]["kind"] == "lambda"
@@ -127,7 +129,9 @@ def test_report_is_marked_truncated_beyond_its_byte_budget(recorder):
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
     [notice] = recorder.notices()
     assert "TRUNCATED: only the first" in notice["message"]
-    assert report_json(recorder, arn)["truncated"]
+    r = report_json(recorder, arn)
+    validate_report(r)
+    assert r["truncated"]
 
 
 def test_a_failed_report_still_sends_the_notice_saying_so(recorder):
@@ -178,7 +182,9 @@ def test_natflow_cli_reads_the_recording_from_the_log_group(recorder, tmp_path):
         (lam["PrivateIpAddress"], S3_IP), (batch["PrivateIpAddress"], WEB_IP)]
     bad = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", "/no/such/group", "--start",
                           str(now - 600), "--end", str(now)], env=env, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "FilterLogEvents on /no/such/group" in bad.stderr
+    # An AWS error: exit 3, one line naming the call, the group and what to check.
+    assert bad.returncode == 3 and "FilterLogEvents on /no/such/group in us-east-1: the log group does not exist" \
+        in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_throttling_beyond_the_sdk_retries_is_absorbed_by_the_paced_reader(recorder):
