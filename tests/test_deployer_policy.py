@@ -221,6 +221,13 @@ EXTRA_ALLOW = [{
     "why": "A template with the AWS::Serverless transform needs CreateChangeSet on the transform's ARN; the "
            "catalogue lists only the stack resource type for CreateChangeSet.",
     "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-template.html",
+}, {
+    "action": "cloudformation:CreateChangeSet", "kind": "resource",
+    "pattern": "arn:aws:cloudformation:*:*:transform/NatFlowRecorderAlarms",
+    "why": "The recorder's own macro, in the transform ARN form the page gives for AWS's transforms: granted in "
+           "case CreateChangeSet is authorized against an account macro's transform too (not documented either "
+           "way on that page; unverified without an AWS account). Harmless if never evaluated.",
+    "source": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-template.html",
 }]
 
 
@@ -322,7 +329,7 @@ def test_every_action_arn_and_condition_key_is_in_the_catalogue(monkeypatch):
     used: list = []
     findings = iamcat.check([iamcat.Policy("docs/deployer-policy.json", load_policy())], used)
     assert findings == []
-    assert EXTRA_ALLOW[0] in used
+    assert all(entry in used for entry in EXTRA_ALLOW)
 
 
 def test_the_handler_table_names_only_real_actions():
