@@ -60,25 +60,42 @@ fn short_name(e: &Endpoint) -> String {
 /// its share, e.g. `NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3`. A
 /// failed flow-log delivery stays in the subject, whatever is cut to keep it under SNS's limit.
 pub fn subject(report: &Report, nat_id: &NatGatewayId, nat_name: Option<&str>, undelivered: bool) -> String {
-    let nat = cut(&nat_short_name(nat_id, nat_name), 40);
+    let nat = nat_short_name(nat_id, nat_name);
     let suffix = if undelivered { " (records NOT delivered)" } else { "" };
-    let head = match report.talkers.first() {
-        Some(_) => format!("NAT spike on {nat}: {}, ", human_bytes(report.bytes)),
-        None => {
-            let counted = report.coverage.as_ref().map_or(0, |c| c.nat_metric_bytes);
-            return notice::subject(format!(
-                "NAT spike on {nat}: {}, no talker in the flow logs{suffix}",
-                human_bytes(counted)
-            ));
-        }
+    let Some(t) = report.talkers.first() else {
+        let counted = report.coverage.as_ref().map_or(0, |c| c.nat_metric_bytes);
+        let rest = format!(": {}, no talker in the flow logs{suffix}", human_bytes(counted));
+        let room = MAX_SUBJECT.saturating_sub("NAT spike on ".len() + rest.len());
+        return notice::subject(format!("NAT spike on {}{rest}", cut(&nat, room.max(16))));
     };
-    let t = &report.talkers[0];
-    let share = format!("{:.0}% ", t.share * 100.0);
-    let arrow = " -> ";
-    let room = MAX_SUBJECT.saturating_sub(head.len() + share.len() + arrow.len() + suffix.len());
-    let dst = cut(&short_name(&t.destination), room.min(24).max(8));
-    let src = cut(&short_name(&t.source), room.saturating_sub(dst.chars().count()).max(8));
-    notice::subject(format!("{head}{share}{src}{arrow}{dst}{suffix}"))
+    let (src, dst) = (short_name(&t.source), short_name(&t.destination));
+    let fixed = format!(
+        "NAT spike on : {}, {:.0}%  -> {suffix}",
+        human_bytes(report.bytes),
+        t.share * 100.0
+    );
+    let room = MAX_SUBJECT.saturating_sub(fixed.len());
+    // Each name at most 40, 32, 24 characters; while they do not fit, the longest gives way.
+    let mut n = [
+        nat.chars().count().min(40),
+        src.chars().count().min(32),
+        dst.chars().count().min(24),
+    ];
+    while n.iter().sum::<usize>() > room {
+        let i = (0..3).max_by_key(|&i| (n[i], 3 - i)).unwrap();
+        if n[i] <= 8 {
+            break;
+        }
+        n[i] -= 1;
+    }
+    notice::subject(format!(
+        "NAT spike on {}: {}, {:.0}% {} -> {}{suffix}",
+        cut(&nat, n[0]),
+        human_bytes(report.bytes),
+        t.share * 100.0,
+        cut(&src, n[1]),
+        cut(&dst, n[2]),
+    ))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -263,4 +280,197 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
         out.push_str(&format!("  {}. {s}\n", i + 1));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::StartStatus;
+    use std::net::IpAddr;
+
+    const NAT: &str = "nat-0a1b2c3d4e5f60718";
+    const ENI: &str = "eni-0aaaaaaaaaaaaaaa1";
+    const NAT_IP: &str = "10.0.0.10";
+
+    fn row(src: &str, dst: &str, psrc: &str, pdst: &str, bytes: u64, ssvc: &str, dsvc: &str) -> String {
+        format!(
+            "9 123456789012 {ENI} {src} {dst} 40000 443 6 10 {bytes} 1795860060 1795860120 ACCEPT OK vpc-0example \
+             subnet-0public1 use1-az1 ingress 8 {psrc} {pdst} {ssvc} {dsvc} 19 IPv4 -\n"
+        )
+    }
+
+    /// A flow through the NAT as its interface logs it (each direction on both sides).
+    fn flow(local: &str, remote: &str, up: u64, down: u64, svc: &str) -> String {
+        [
+            row(local, NAT_IP, local, remote, up, "-", svc),
+            row(NAT_IP, remote, NAT_IP, remote, up, "-", svc),
+            row(remote, NAT_IP, remote, NAT_IP, down, svc, "-"),
+            row(NAT_IP, local, remote, local, down, svc, "-"),
+        ]
+        .concat()
+    }
+
+    fn report(records: &str, inventory: Option<&str>, nat_metrics: Option<(u64, u64)>) -> Report {
+        let inv = inventory.map(|i| natflow::Inventory::from_json(i).unwrap());
+        let ips: Vec<IpAddr> = vec![NAT_IP.parse().unwrap()];
+        let mut a = natflow::Analyzer::new(natflow::Format::recorder(), &ips).unwrap();
+        a.feed(records.as_bytes());
+        let mut o = natflow::ReportOptions::new(natflow::Prices::for_region("us-east-1", None).unwrap());
+        o.inventory = inv.as_ref();
+        o.nat_metrics = nat_metrics;
+        natflow::Report::build(&a, &o)
+    }
+
+    fn nat() -> NatGatewayId {
+        NatGatewayId::parse(NAT).unwrap()
+    }
+
+    const INVENTORY: &str = r#"{"interface_id":"eni-0aaaaaaaaaaaaaaa1","private_ips":["10.0.0.10"],"subnet_id":"subnet-0public1","availability_zone_id":"use1-az1","interface_type":"nat_gateway","description":"Interface for NAT Gateway nat-0a1b2c3d4e5f60718"}
+{"interface_id":"eni-0bbbbbbbbbbbbbbb2","private_ips":["10.0.1.87"],"subnet_id":"subnet-0private1","availability_zone_id":"use1-az1","interface_type":"lambda","description":"AWS Lambda VPC ENI-thumbnailer-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"}
+{"interface_id":"eni-0ccccccccccccccc3","private_ips":["10.0.5.12"],"subnet_id":"subnet-0private2","availability_zone_id":"use1-az2","instance_id":"i-0123456789abcdef0","tags":{"Name":"batch-worker-with-a-name-much-longer-than-any-subject-can-hold"}}"#;
+
+    #[test]
+    fn the_subject_names_the_nat_the_bytes_and_the_top_talker() {
+        let r = report(
+            &(flow("10.0.1.87", "52.216.8.9", 3_100_000_000, 150_000_000, "S3")
+                + &flow("10.0.5.12", "203.0.113.9", 1_000_000_000, 300_000_000, "-")),
+            Some(INVENTORY),
+            None,
+        );
+        assert_eq!(
+            subject(&r, &nat(), Some("prod-egress-a"), false),
+            "NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3"
+        );
+        // No Name tag: the ID.
+        assert_eq!(
+            subject(&r, &nat(), None, false),
+            "NAT spike on nat-0a1b2c3d4e5f60718: 4.5 GB, 71% Lambda thumbnailer -> S3"
+        );
+        // Undelivered records stay said, whatever is cut.
+        assert_eq!(
+            subject(&r, &nat(), Some("prod-egress-a"), true),
+            "NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3 (records NOT delivered)"
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_and_the_subject_stays_within_sns_limit() {
+        let r = report(
+            &flow("10.0.5.12", "203.0.113.9", 1_000_000_000, 300_000_000, "-"),
+            Some(INVENTORY),
+            None,
+        );
+        let long_nat = "egress-".repeat(20);
+        let s = subject(&r, &nat(), Some(&long_nat), true);
+        assert_eq!(
+            s,
+            "NAT spike on egress-egress...: 1.3 GB, 100% batch-worker-... -> 203.0.113.9 (records NOT delivered)"
+        );
+        assert!(s.len() < 100 && s.is_ascii());
+        // A talker without inventory goes by its address.
+        let bare = report(&flow("10.0.5.12", "203.0.113.9", 1_000, 0, "-"), None, None);
+        assert_eq!(
+            subject(&bare, &nat(), None, false),
+            "NAT spike on nat-0a1b2c3d4e5f60718: 1.0 KB, 100% 10.0.5.12 -> 203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn a_spike_without_records_says_so_with_the_nat_metrics_bytes() {
+        let r = report("", None, Some((4_400_000, 600_000)));
+        assert_eq!(
+            subject(&r, &nat(), Some("prod-egress-a"), false),
+            "NAT spike on prod-egress-a: 5.0 MB, no talker in the flow logs"
+        );
+        let r = report("", None, None);
+        assert_eq!(
+            subject(&r, &nat(), None, true),
+            "NAT spike on nat-0a1b2c3d4e5f60718: 0 B, no talker in the flow logs (records NOT delivered)"
+        );
+    }
+
+    fn recording(interfaces: &[&str]) -> Recording {
+        Recording {
+            status: StartStatus::Recording,
+            nat_id: nat(),
+            nat_name: None,
+            alarm_name: "a".into(),
+            execution: "arn:x:execution:m:e".into(),
+            vpc_id: Some("vpc-0example".into()),
+            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+            flow_log_ids: vec![],
+            started_at: DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().into(),
+            recording_time: 900,
+            log_group: "/natrec/s/flow-logs".into(),
+            notice: None,
+            report_delay: 0,
+            inventory: None,
+        }
+    }
+
+    fn steps<'a>(rec: &'a Recording, threshold: Option<Threshold>) -> NextSteps<'a> {
+        NextSteps {
+            region: "eu-west-3",
+            stack_name: "s",
+            recording: rec,
+            ended_at: DateTime::parse_from_rfc3339("2026-11-28T10:10:00Z").unwrap().into(),
+            margin_s: 120,
+            threshold,
+        }
+    }
+
+    /// Without an inventory the sources' subnets are unknown: the lookup lists the VPC's route
+    /// tables; no cross-AZ advice without cross-AZ bytes; a regional NAT is selected by its ID;
+    /// an unknown threshold is a placeholder.
+    #[test]
+    fn next_steps_for_s3_traffic_of_a_regional_nat_without_inventory() {
+        let rec = recording(&["nat-0a1b2c3d4e5f60718 (regional)"]);
+        let r = report(&flow("10.0.1.87", "52.216.8.9", 2_000_000_000, 0, "S3"), None, None);
+        assert_eq!(
+            what_to_do_next(&r, &steps(&rec, None)),
+            "What to do next:
+  1. Create a gateway VPC endpoint for S3: gateway endpoints are free and their traffic pays no NAT processing (2.0 GB to S3 cost $0.08 of NAT processing; an endpoint serves its own region, eu-west-3, only). Find the route tables of the subnets that sent it:
+       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].[RouteTableId,Associations[].SubnetId]' --output text
+     Then, with those IDs (a VPC that has one already: aws ec2 modify-vpc-endpoint --add-route-table-ids):
+       aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --service-name com.amazonaws.eu-west-3.s3 --route-table-ids <route table IDs>
+  2. If this spike was expected, raise the alarm's threshold above such traffic, e.g. double it, from the recorder's source directory (parameters not named keep their values):
+       sam deploy --stack-name s --parameter-overrides Threshold=<bytes per SamplingPeriod>
+  3. The whole recording from your shell with natflow (also as JSON with --format json; README \"Offline: the natflow CLI\"):
+       natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --nat-gateway nat-0a1b2c3d4e5f60718
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: deploy again without it in NatGatewayIds, or cap its recordings with NumOfRecordings (README \"Recording limit\").
+"
+        );
+    }
+
+    /// Internet traffic only, across zones, more talkers than listed: no endpoint advice, the
+    /// cross-AZ advice, the threshold doubled, every talker by natflow on the NAT's interfaces.
+    #[test]
+    fn next_steps_for_cross_az_internet_traffic() {
+        let rec = recording(&[ENI, "eni-0ddddddddddddddd4"]);
+        let records = flow("10.0.5.12", "203.0.113.9", 1_000_000_000, 300_000_000, "-")
+            + &flow("10.0.1.87", "198.51.100.7", 1_000, 0, "-");
+        let inv = natflow::Inventory::from_json(INVENTORY).unwrap();
+        let ips: Vec<IpAddr> = vec![NAT_IP.parse().unwrap()];
+        let mut a = natflow::Analyzer::new(natflow::Format::recorder(), &ips).unwrap();
+        a.feed(records.as_bytes());
+        let mut o = natflow::ReportOptions::new(natflow::Prices::for_region("us-east-1", None).unwrap());
+        o.inventory = Some(&inv);
+        o.top = 1;
+        let r = natflow::Report::build(&a, &o);
+        let threshold = Threshold {
+            bytes: 500_000_000,
+            period_s: 300,
+        };
+        assert_eq!(
+            what_to_do_next(&r, &steps(&rec, Some(threshold))),
+            "What to do next:
+  1. Keep traffic in its Availability Zone: 1.3 GB ($0.02) crossed zones to reach the NAT (use1-az2 -> NAT in use1-az1). Route each zone's private subnets to a NAT Gateway in the same zone; a NAT Gateway is billed by the hour too, so this pays when such traffic is regular.
+  2. If this spike was expected, raise the alarm's threshold (now 500.0 MB per 300 s, Threshold=500000000) above such traffic, e.g. double it, from the recorder's source directory (parameters not named keep their values):
+       sam deploy --stack-name s --parameter-overrides Threshold=1000000000
+  3. The whole recording from your shell with natflow (all 2 talkers, not only the top 1; README \"Offline: the natflow CLI\"):
+       natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --streams eni-0aaaaaaaaaaaaaaa1,eni-0ddddddddddddddd4
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: deploy again without it in NatGatewayIds, or cap its recordings with NumOfRecordings (README \"Recording limit\").
+"
+        );
+    }
 }
