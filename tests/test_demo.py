@@ -30,5 +30,9 @@ def test_demo_notice_names_the_top_talker_and_the_emulator_log_stays_in_its_file
     # S3 without a gateway endpoint: the service line with the advice; DynamoDB as AWS writes it.
     assert any("S3" in line and "endpoint" in line for line in lines)
     assert "DynamoDB" in notice
+    assert "prod-egress-a" in notice  # the NAT by its Name tag
+    # README "Demo and tests" shows this run's subject.
+    subject = lines[0].strip()
+    assert f"\n  {subject}\n" in (ROOT / "README.md").read_text(), subject
     # The ECS task in another AZ: a line naming its AZ and the NAT's.
     assert any(len(set(re.findall(r"us-east-1[a-f]", line))) == 2 for line in lines), notice
