@@ -466,3 +466,18 @@ def test_two_recorder_stacks_in_one_region_share_no_physical_name(templates, mon
     # Today: ["AWS::Scheduler::Schedule SweepOrphansFunctionEvery15Minutes: SweepOrphansFunctionEvery15Minutes"]
     assert colliding_names(templates["template.yaml"], monkeypatch) == []
 
+
+
+# IAM and AWS STS quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+# a managed policy holds at most 6,144 characters, white space not counted.
+MANAGED_POLICY_MAX_CHARS = 6144
+
+
+def policy_chars(text: str) -> int:
+    return sum(1 for c in text if not c.isspace())
+
+
+def test_the_policy_fits_one_managed_policy():
+    assert policy_chars(POLICY.read_text()) <= MANAGED_POLICY_MAX_CHARS
+    # the count ignores white space only: layout does not change it, content does
+    assert policy_chars('{"a": [1, 2]}') == policy_chars('{"a":[1,2]}') == 11
