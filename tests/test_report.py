@@ -59,7 +59,7 @@ def nat_metrics(rec, nat_id, upload, download):
 
 
 def record_spike(rec, name):
-    nat = rec.create_nat()
+    nat = rec.create_nat(name="prod-egress-a")
     lam, batch, nat_ip, nat_az, other_az = vpc_talkers(rec, nat)
     arn = rec.start(rec.event("alarm-math-alarm.json", nat["id"]), name)
     rec.wait_parked(nat["id"])
@@ -89,8 +89,20 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
     [notice] = recorder.notices()
     m = notice["message"]
-    assert notice["subject"].startswith(f"NAT spike recorded: {nat['id']}")
-    assert m.startswith(f"Who caused the spike on {nat['id']}")
+    # The answer in the subject: the NAT by its Name tag (DescribeNatGateways' Tags), the bytes,
+    # the top talker with its share.
+    assert notice["subject"] == "NAT spike on prod-egress-a: 4.5 MB, 71% Lambda thumbnailer -> S3"
+    assert m.startswith(f"Who caused the spike on prod-egress-a ({nat['id']}):")
+    # "What to do next" closes the report, with the deployed threshold (template env vars).
+    next_steps = m[m.index("What to do next:"):m.index("-" * 70)]
+    assert (f"--vpc-id {nat['vpc']} --service-name com.amazonaws.us-east-1.s3 --route-table-ids <route table IDs>"
+            in next_steps)
+    assert f"Name=association.subnet-id,Values={nat['subnet']} " in next_steps  # the Lambda's subnet
+    assert "Keep traffic in its Availability Zone: 1.3 MB" in next_steps
+    assert "--parameter-overrides Threshold=" in next_steps and "<bytes per SamplingPeriod>" not in next_steps
+    assert (f"natflow analyze --region us-east-1 --log-group {recorder.log_group} --start " in next_steps
+            and f"--streams {nat['interfaces'][0]}\n" in next_steps)
+    assert f"NAT Gateway:  prod-egress-a ({nat['id']})" in m
     # Top talker first, named from the inventory snapshot, with its share and cost.
     lines = m.splitlines()
     first = next(i for i, l in enumerate(lines) if l.startswith("Top talkers"))
@@ -141,7 +153,8 @@ def test_a_failed_report_still_sends_the_notice_saying_so(recorder):
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
     assert fault.injected
     [notice] = recorder.notices()
-    assert notice["subject"].startswith("NAT spike recorded")
+    # Without a report the finish step's subject goes out.
+    assert notice["subject"].startswith("NAT spike recorded: prod-egress-a (")
     assert notice["message"].startswith("The traffic report could not be built (AwsRefused")
     assert "alarm returned to OK" in notice["message"]
     assert recorder.active_flow_logs() == []
