@@ -459,11 +459,9 @@ def colliding_names(template: dict, monkeypatch) -> list[str]:
                   if b.get((kind, logical_id)) == name)
 
 
-@pytest.mark.xfail(strict=True, reason="README Install: the sweeper's ScheduleV2 event has no OmitName, so SAM "
-                   "names the schedule after its logical ID in every stack (aws/serverless-application-model#3109). "
-                   "Setting OmitName: true makes this pass: then drop this marker and README's caveat.")
 def test_two_recorder_stacks_in_one_region_share_no_physical_name(templates, monkeypatch):
-    # Today: ["AWS::Scheduler::Schedule SweepOrphansFunctionEvery15Minutes: SweepOrphansFunctionEvery15Minutes"]
+    # Without OmitName on the sweeper's ScheduleV2 event SAM names the schedule after its logical ID
+    # in every stack (aws/serverless-application-model#3109): this lists it.
     assert colliding_names(templates["template.yaml"], monkeypatch) == []
 
 
