@@ -637,7 +637,7 @@ impl Report {
         let sfn = self
             .costs
             .step_functions_usd
-            .map(|v| format!(" + Step Functions {}", usd(v)))
+            .map(|v| format!(" and {} of Step Functions", usd(v)))
             .unwrap_or_default();
         // The recorder's report (it states its Step Functions transitions) tells a recording's own
         // cost; records read from anywhere else (S3 files, someone's log group) were not ingested
@@ -645,16 +645,16 @@ impl Report {
         if self.costs.step_functions_usd.is_some() {
             let _ = writeln!(
                 s,
-                "This recording's own cost: flow-log ingestion of {} = {}{sfn}.",
-                human_bytes(self.input.bytes_read),
-                usd(self.costs.flow_log_ingestion_usd)
+                "This recording's own cost: {} of flow-log ingestion ({}){sfn}.",
+                usd(self.costs.flow_log_ingestion_usd),
+                human_bytes(self.input.bytes_read)
             );
         } else {
             let _ = writeln!(
                 s,
-                "Cost of these records as flow logs: ingestion of {} into CloudWatch Logs = {}.",
-                human_bytes(self.input.bytes_read),
-                usd(self.costs.flow_log_ingestion_usd)
+                "Cost of these records as flow logs: {} to ingest {} into CloudWatch Logs.",
+                usd(self.costs.flow_log_ingestion_usd),
+                human_bytes(self.input.bytes_read)
             );
         }
         let i = &self.input;

@@ -80,12 +80,14 @@ fn only_the_recorder_calls_the_ingestion_cost_its_own() {
     let offline = report(&a, &inv, 10, None).to_text();
     assert!(!offline.contains("recording"), "{offline}");
     assert!(
-        offline.contains("Cost of these records as flow logs: ingestion of "),
+        offline.contains("Cost of these records as flow logs: ") && offline.contains(" into CloudWatch Logs."),
         "{offline}"
     );
     let recorded = report(&a, &inv, 10, Some(8)).to_text();
     assert!(
-        recorded.contains("This recording's own cost: flow-log ingestion of ") && recorded.contains("+ Step Functions"),
+        recorded.contains("This recording's own cost: ")
+            && recorded.contains(" of flow-log ingestion (")
+            && recorded.contains(" of Step Functions."),
         "{recorded}"
     );
 }
