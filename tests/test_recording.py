@@ -32,7 +32,8 @@ def test_ok_path_records_every_interface_then_cleans_up_and_notifies(recorder):
     item = recorder.lock_item(nat["id"])
     assert "execution" not in item and "token" not in item and "expires_at" not in item
     [notice] = recorder.notices()
-    assert notice["subject"].startswith(f"NAT spike recorded: {nat['id']}")
+    # The report step's subject; no record was delivered (the emulator writes none here).
+    assert notice["subject"] == f"NAT spike on {nat['id']}: 0 B, no talker in the flow logs"
     assert "alarm returned to OK" in notice["message"]
     assert nat["interfaces"][0] in notice["message"]
     assert "region=us-east-1" in notice["message"]
@@ -47,8 +48,9 @@ def test_timeout_path_ends_the_recording_at_recording_time(recorder):
     assert recorder.active_flow_logs() == []
     assert "execution" not in recorder.lock_item(nat["id"])
     [notice] = recorder.notices()
-    assert "time limit" in notice["subject"]
-    assert "recording time limit of 3 s was reached" in notice["message"]
+    assert notice["subject"].endswith(", no talker in the flow logs (time limit)"), notice["subject"]
+    assert "recording time limit of 3 s (RecordingTime) was reached. The alarm may still be in ALARM: no new " \
+        "recording starts until it returns to OK" in notice["message"]
     # A late OK after the timeout is "already over", not an error (no EventBridge retries).
     out = recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     assert out["result"] in ("nothing_recording", "already_over")
@@ -111,7 +113,7 @@ def test_recording_limit_is_enforced_and_said(recorder):
     recorder.wait_parked(nat["id"])
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     assert ended(recorder, first)[0] == "SUCCEEDED"
-    assert recorder.notices()[0]["subject"].startswith("NAT spike recorded")
+    assert recorder.notices()[0]["subject"].startswith(f"NAT spike on {nat['id']}: ")
 
     second = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"],
                                            timestamp="2026-11-25T10:00:00.000+0000"), "limit-2")
@@ -278,8 +280,7 @@ def test_a_flow_log_that_delivers_nothing_is_deleted_and_the_notice_says_why(rec
     assert status == "SUCCEEDED"
     assert recorder.active_flow_logs() == []
     [notice] = recorder.notices()
-    assert notice["subject"].startswith(f"NAT spike recorded: {nat['id']}")
-    assert "records NOT delivered" in notice["subject"]
+    assert notice["subject"] == f"NAT spike on {nat['id']}: 0 B, no talker in the flow logs (records NOT delivered)"
     assert "FLOW-LOG RECORDS WERE NOT DELIVERED" in notice["message"]
     assert f"Delivery:     FAILED for {fl['FlowLogId']} (Access error)" in notice["message"]
 

@@ -58,10 +58,23 @@ fn short_name(e: &Endpoint) -> String {
 
 /// The report step's subject: the NAT (Name tag, else ID), the bytes, and the top talker with
 /// its share, e.g. `NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3`. A
-/// failed flow-log delivery stays in the subject, whatever is cut to keep it under SNS's limit.
-pub fn subject(report: &Report, nat_id: &NatGatewayId, nat_name: Option<&str>, undelivered: bool) -> String {
+/// recording ended by its time limit (the alarm may still be in ALARM) and a failed flow-log
+/// delivery stay in the subject, whatever is cut to keep it under SNS's limit.
+pub fn subject(
+    report: &Report,
+    nat_id: &NatGatewayId,
+    nat_name: Option<&str>,
+    time_limit: bool,
+    undelivered: bool,
+) -> String {
     let nat = nat_short_name(nat_id, nat_name);
-    let suffix = if undelivered { " (records NOT delivered)" } else { "" };
+    let suffix = match (time_limit, undelivered) {
+        (false, false) => "",
+        (true, false) => " (time limit)",
+        (false, true) => " (records NOT delivered)",
+        (true, true) => " (time limit, records NOT delivered)",
+    };
+    debug_assert!(suffix.is_empty() || !undelivered || suffix.contains(notice::UNDELIVERED));
     let Some(t) = report.talkers.first() else {
         let counted = report.coverage.as_ref().map_or(0, |c| c.nat_metric_bytes);
         let rest = format!(": {}, no talker in the flow logs{suffix}", human_bytes(counted));
@@ -338,17 +351,17 @@ mod tests {
             None,
         );
         assert_eq!(
-            subject(&r, &nat(), Some("prod-egress-a"), false),
+            subject(&r, &nat(), Some("prod-egress-a"), false, false),
             "NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3"
         );
         // No Name tag: the ID.
         assert_eq!(
-            subject(&r, &nat(), None, false),
+            subject(&r, &nat(), None, false, false),
             "NAT spike on nat-0a1b2c3d4e5f60718: 4.5 GB, 71% Lambda thumbnailer -> S3"
         );
         // Undelivered records stay said, whatever is cut.
         assert_eq!(
-            subject(&r, &nat(), Some("prod-egress-a"), true),
+            subject(&r, &nat(), Some("prod-egress-a"), false, true),
             "NAT spike on prod-egress-a: 4.5 GB, 71% Lambda thumbnailer -> S3 (records NOT delivered)"
         );
     }
@@ -361,7 +374,7 @@ mod tests {
             None,
         );
         let long_nat = "egress-".repeat(20);
-        let s = subject(&r, &nat(), Some(&long_nat), true);
+        let s = subject(&r, &nat(), Some(&long_nat), false, true);
         assert_eq!(
             s,
             "NAT spike on egress-egress...: 1.3 GB, 100% batch-worker-... -> 203.0.113.9 (records NOT delivered)"
@@ -370,7 +383,7 @@ mod tests {
         // A talker without inventory goes by its address.
         let bare = report(&flow("10.0.5.12", "203.0.113.9", 1_000, 0, "-"), None, None);
         assert_eq!(
-            subject(&bare, &nat(), None, false),
+            subject(&bare, &nat(), None, false, false),
             "NAT spike on nat-0a1b2c3d4e5f60718: 1.0 KB, 100% 10.0.5.12 -> 203.0.113.9"
         );
     }
@@ -379,12 +392,16 @@ mod tests {
     fn a_spike_without_records_says_so_with_the_nat_metrics_bytes() {
         let r = report("", None, Some((4_400_000, 600_000)));
         assert_eq!(
-            subject(&r, &nat(), Some("prod-egress-a"), false),
+            subject(&r, &nat(), Some("prod-egress-a"), false, false),
             "NAT spike on prod-egress-a: 5.0 MB, no talker in the flow logs"
+        );
+        assert_eq!(
+            subject(&r, &nat(), Some("prod-egress-a"), true, true),
+            "NAT spike on prod-egress-a: 5.0 MB, no talker in the flow logs (time limit, records NOT delivered)"
         );
         let r = report("", None, None);
         assert_eq!(
-            subject(&r, &nat(), None, true),
+            subject(&r, &nat(), None, false, true),
             "NAT spike on nat-0a1b2c3d4e5f60718: 0 B, no talker in the flow logs (records NOT delivered)"
         );
     }

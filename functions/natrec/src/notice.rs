@@ -12,6 +12,11 @@ use crate::recording::{Delivery, Ending, FinishSettings, Recording, StepError, T
 pub const TOP_TALKERS_QUERY: &str = include_str!("../../../queries/top-talkers.query");
 pub const NAT_FLOWS_QUERY: &str = include_str!("../../../queries/nat-flows.query");
 
+/// Said in the subject when flow-log records were not delivered. The report step finds it in
+/// the finish step's subject: the state machine passes on only the finish step's `ending`,
+/// `ended_at`, `subject` and `message` (FinishRecording's ResultSelector).
+pub const UNDELIVERED: &str = "records NOT delivered";
+
 /// Flow-log records reach CloudWatch Logs minutes after capture.
 pub const DELIVERY_DELAY_S: i64 = 600;
 
@@ -209,9 +214,9 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
         Ending::Failed => "failed",
     };
     let undelivered = if f.delivery.failed.is_empty() {
-        ""
+        String::new()
     } else {
-        ", records NOT delivered"
+        format!(", {UNDELIVERED}")
     };
     Notice {
         subject: subject(format!(

@@ -16,7 +16,7 @@ use crate::nat::nat_label;
 use crate::notice::human_bytes;
 use crate::pacing::{Backoff, Clock, RateLimiter};
 use crate::ports::{Archive, FlowRecords, NatMetrics, ReadOutcome, RecordQuery, Truncation};
-use crate::recording::{report_stream, Delivery, Recording};
+use crate::recording::{report_stream, Delivery, Ending, Recording};
 
 /// Flow-log records are stamped with their capture window's start; a record of the recording's
 /// last minute can start before it and end after it: read a little around the window.
@@ -198,9 +198,13 @@ pub struct FinishedNotice {
     pub subject: String,
     pub message: String,
     pub ended_at: DateTime<Utc>,
-    /// The flow logs' delivery status (absent in the output of older finish steps).
+    /// The flow logs' delivery status, when the state carries it (the state machine passes the
+    /// finish step's subject, which says `notice::UNDELIVERED`, not this).
     #[serde(default)]
     pub delivery: Delivery,
+    /// Why the recording ended (absent in the output of older finish steps).
+    #[serde(default)]
+    pub ending: Option<Ending>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -378,7 +382,8 @@ pub async fn build(
         &report,
         &recording.nat_id,
         recording.nat_name.as_deref(),
-        !finished.delivery.failed.is_empty(),
+        finished.ending == Some(Ending::TimeLimit),
+        !finished.delivery.failed.is_empty() || finished.subject.contains(crate::notice::UNDELIVERED),
     );
     Ok(ReportNotice {
         subject,

@@ -154,6 +154,10 @@ fn recording() -> Recording {
 /// The notice of a 12-minute recording: a Lambda function sending to S3, a batch instance in
 /// another AZ reaching an internet host, a little DynamoDB.
 async fn sample_notice() -> ReportNotice {
+    notice_of(Ending::AlarmOk, vec![]).await
+}
+
+async fn notice_of(ending: Ending, failed: Vec<natrec::recording::FailedDelivery>) -> ReportNotice {
     let rec = recording();
     let ended_at = t("2026-11-28T10:12:00Z");
     let traffic = NatBytes {
@@ -166,22 +170,19 @@ async fn sample_notice() -> ReportNotice {
         log_group: rec.log_group.clone(),
         query_names: vec!["natrec/natrec/nat-flows".into(), "natrec/natrec/top-talkers".into()],
     };
-    let delivery = Delivery {
-        checked: 1,
-        failed: vec![],
-    };
+    let delivery = Delivery { checked: 1, failed };
     let finished = notice::recorded(&RecordingFacts {
         settings: &finish_settings,
         recording: &rec,
-        ending: Ending::AlarmOk,
+        ending: ending.clone(),
         ended_at,
         traffic: Some(traffic),
         delivery: &delivery,
     });
     let mut state = serde_json::to_value(&rec).unwrap();
+    // What FinishRecording's ResultSelector passes on (statemachine/recorder.asl.json).
     state["finished"] = json!({
-        "subject": finished.subject, "message": finished.message, "ended_at": ended_at,
-        "ending": "alarm_ok", "delivery": delivery,
+        "subject": finished.subject, "message": finished.message, "ended_at": ended_at, "ending": ending,
     });
     let input: ReportInput = serde_json::from_value(json!({"execution": EXEC, "state": state})).unwrap();
     let archive = Archive::default();
@@ -261,6 +262,23 @@ async fn the_sample_notice_answers_in_its_subject_and_closes_with_what_to_do() {
         .unwrap();
     let start_query = m.lines().find(|l| l.starts_with("aws logs start-query")).unwrap();
     assert!(natflow.trim().len() < 200 && natflow.len() < start_query.len());
+}
+
+/// The report step's subject keeps what the finish step's said: records not delivered, a
+/// recording ended by its time limit.
+#[tokio::test]
+async fn the_subject_still_says_undelivered_records_and_the_time_limit() {
+    let failed = vec![natrec::recording::FailedDelivery {
+        flow_log_id: "fl-0123456789abcdef0".into(),
+        error: "Access error".into(),
+    }];
+    let n = notice_of(Ending::TimeLimit, failed).await;
+    assert_eq!(
+        n.subject,
+        "NAT spike on prod-egress-a: 4.8 GB, 67% Lambda thumbna... -> S3 (time limit, records NOT delivered)"
+    );
+    assert!(n.message.contains("FLOW-LOG RECORDS WERE NOT DELIVERED"));
+    assert!(n.message.contains("no new recording starts until it returns to OK"));
 }
 
 #[tokio::test]
