@@ -281,12 +281,13 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
         group = r.log_group,
     ));
 
-    steps.push(
+    steps.push(format!(
         "To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the \
-         stack's topic, output NoticeTopicArn). To stop recording this NAT: deploy again without it in \
-         NatGatewayIds, or cap its recordings with NumOfRecordings (README \"Recording limit\")."
-            .to_string(),
-    );
+         stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name {stack} \
+         --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete \
+         --stack-name {stack}), or cap its recordings with NumOfRecordings (README \"Recording limit\").",
+        stack = f.stack_name
+    ));
 
     let mut out = String::from("What to do next:\n");
     for (i, s) in steps.iter().enumerate() {
@@ -454,7 +455,7 @@ mod tests {
        sam deploy --stack-name s --parameter-overrides Threshold=<bytes per SamplingPeriod>
   3. The whole recording from your shell with natflow (also as JSON with --format json; README \"Offline: the natflow CLI\"):
        natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --nat-gateway nat-0a1b2c3d4e5f60718
-  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: deploy again without it in NatGatewayIds, or cap its recordings with NumOfRecordings (README \"Recording limit\").
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
 "
         );
     }
@@ -486,7 +487,7 @@ mod tests {
        sam deploy --stack-name s --parameter-overrides Threshold=1000000000
   3. The whole recording from your shell with natflow (all 2 talkers, not only the top 1; README \"Offline: the natflow CLI\"):
        natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --streams eni-0aaaaaaaaaaaaaaa1,eni-0ddddddddddddddd4
-  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: deploy again without it in NatGatewayIds, or cap its recordings with NumOfRecordings (README \"Recording limit\").
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
 "
         );
     }

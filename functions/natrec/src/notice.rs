@@ -186,7 +186,8 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
          Console:      {console}\n\
          Saved queries (CloudWatch > Logs Insights > Queries): {queries}\n\
          \n\
-         Records reach the log group up to ~10 minutes after capture. Top talkers from a shell:\n\
+         Records reach the log group up to ~10 minutes after capture. Top talkers with CloudWatch Logs Insights \
+         (no natflow needed), from a shell:\n\
          \n\
          aws logs start-query --region {region} --log-group-name '{log_group}' --start-time {start_s} --end-time {end_s} --query-string '{query}'\n\
          aws logs get-query-results --region {region} --query-id <queryId printed above>\n\
