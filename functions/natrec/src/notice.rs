@@ -151,8 +151,10 @@ pub fn recorded(f: &RecordingFacts<'_>) -> Notice {
         // none, so the next recording waits for it to leave ALARM and enter it again.
         Ending::TimeLimit => format!(
             "the recording time limit of {} s (RecordingTime) was reached. The alarm may still be in ALARM: \
-             no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again",
-            r.recording_time
+             no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again. \
+             To record again now: aws cloudwatch set-alarm-state --region {} --alarm-name {} --state-value OK \
+             --state-reason 'record again' (README \"When the alarm stays in ALARM\")",
+            r.recording_time, s.region, r.alarm_name
         ),
         Ending::Failed => "a failure".to_string(),
     };

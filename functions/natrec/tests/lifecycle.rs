@@ -445,7 +445,10 @@ async fn finish_after_timeout_says_the_time_limit_ended_it() {
     assert_eq!(done.ending, Ending::TimeLimit);
     assert!(done.message.contains(
         "Stopped:      the recording time limit of 900 s (RecordingTime) was reached. The alarm may still be in \
-         ALARM: no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again\n"
+         ALARM: no new recording starts until it returns to OK (or INSUFFICIENT_DATA) and enters ALARM again. \
+         To record again now: aws cloudwatch set-alarm-state --region eu-west-3 --alarm-name \
+         natrec-test-natgw-nat-0123456789abcdef0 --state-value OK --state-reason 'record again' (README \"When \
+         the alarm stays in ALARM\")\n"
     ));
     assert_eq!(done.subject, "NAT spike recorded: prod-egress-a (0 min, time limit)");
     assert!(
