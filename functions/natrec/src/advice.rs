@@ -244,6 +244,9 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
         ),
         None => (String::new(), "<bytes per SamplingPeriod>".to_string()),
     };
+    // SAM CLI's deploy builds the change set with `UsePreviousValue: true` for every template
+    // parameter not in --parameter-overrides (samcli deploy_context/deployer `merge_parameters`;
+    // CloudFormation CreateChangeSet, Parameter.UsePreviousValue), so only Threshold changes.
     steps.push(format!(
         "If this spike was expected, raise the alarm's threshold{now} above such traffic, e.g. double it, from the \
          recorder's source directory (parameters not named keep their values):\n\
