@@ -36,11 +36,21 @@ pub struct TaggedFlowLog {
     pub deliver_logs_error: Option<String>,
 }
 
+/// What one CreateFlowLogs call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedFlowLogs {
+    /// `FlowLogIds`: the flow logs created.
+    pub ids: Vec<String>,
+    /// `Unsuccessful`: one "resource: message (code)" per resource refused.
+    pub refused: Vec<String>,
+}
+
 /// EC2 Create/Describe/DeleteFlowLogs.
 #[async_trait]
 pub trait FlowLogs: Send + Sync {
-    /// Creates the flow logs; any entry in `Unsuccessful` is an error (`FlowLogsFailed`).
-    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>>;
+    /// Creates the flow logs. CreateFlowLogs creates what it can and lists each resource it
+    /// could not in `Unsuccessful` (EC2 API reference, CreateFlowLogs): both come back.
+    async fn create(&self, req: &FlowLogRequest) -> Result<CreatedFlowLogs>;
     /// The flow logs carrying tag `key` = `value`, with all their tags.
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>>;
     /// Those of `ids` that still exist (DescribeFlowLogs), with their tags and delivery status.

@@ -169,6 +169,35 @@ pub fn parse_alarm_timestamp(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The flow logs of a CreateFlowLogs call that created all of them, or `FlowLogsFailed`. A call
+/// that refused some resources (`Unsuccessful`) may have created the others: they are deleted
+/// here by ID, at once, rather than left to the failure cleanup's DescribeFlowLogs, which may
+/// not list them yet ("Eventual consistency in the Amazon EC2 API"); a recording never runs on
+/// part of a NAT's interfaces.
+async fn created_or_undone(flow_logs: &impl FlowLogs, created: CreatedFlowLogs) -> Result<Vec<String>> {
+    if created.refused.is_empty() && !created.ids.is_empty() {
+        return Ok(created.ids);
+    }
+    let mut why = if created.refused.is_empty() {
+        "CreateFlowLogs returned no flow log ID".to_string()
+    } else {
+        format!("CreateFlowLogs refused {}", created.refused.join("; "))
+    };
+    if !created.ids.is_empty() {
+        match flow_logs.delete(&created.ids).await {
+            Ok(()) => why.push_str(&format!(
+                "; the flow logs it did create were deleted ({})",
+                created.ids.join(", ")
+            )),
+            Err(e) => why.push_str(&format!(
+                "; the flow logs it did create ({}) could not be deleted yet ({e}): the cleanup deletes them by tag",
+                created.ids.join(", ")
+            )),
+        }
+    }
+    Err(RecorderError::FlowLogsFailed(why))
+}
+
 pub async fn start(
     event: Value,
     execution: &str,
@@ -295,7 +324,7 @@ pub async fn start(
         .map(|f| f.id)
         .collect();
     let ids = if existing.is_empty() {
-        flow_logs.create(&request).await?
+        created_or_undone(flow_logs, flow_logs.create(&request).await?).await?
     } else {
         existing
     };

@@ -682,8 +682,8 @@ async fn the_fake_enforces_client_token_semantics() {
     let err = ec2.create(&other).await.unwrap_err();
     assert!(err.to_string().contains("IdempotentParameterMismatch"), "{err}");
     // Deleting an ID that is gone is refused as a whole, as under a tag-conditioned grant.
-    ec2.delete(&ids).await.unwrap();
-    let err = ec2.delete(&ids).await.unwrap_err();
+    ec2.delete(&ids.ids).await.unwrap();
+    let err = ec2.delete(&ids.ids).await.unwrap_err();
     assert!(err.to_string().contains("UnauthorizedOperation"), "{err}");
 }
 
@@ -1035,4 +1035,94 @@ async fn the_state_of_an_older_recording_without_the_name_still_finishes() {
         "{}",
         done.message
     );
+}
+
+/// CreateFlowLogs refuses one of the NAT's two interfaces (e.g. it already has its flow-log
+/// limit) and creates the other in the same call, which DescribeFlowLogs does not list yet
+/// (eventual consistency): the start deletes the one it got by ID at once, fails with
+/// FlowLogsFailed naming the refused interface, and the failure cleanup finds the lock to release.
+#[tokio::test]
+async fn a_partly_refused_create_deletes_what_it_created_and_fails() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    ec2.refuse_resources.lock().unwrap().push("eni-0bbb".into());
+    let store = FakeStore::default();
+    let err = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "FlowLogsFailed");
+    let text = err.to_string();
+    assert!(
+        text.contains("eni-0bbb: the resource has reached its flow-log limit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the flow logs it did create were deleted (fl-00000000)"),
+        "{text}"
+    );
+    assert!(ec2.active().is_empty(), "a recording never runs on part of a NAT");
+    assert_eq!(*ec2.deleted.lock().unwrap(), ["fl-00000000"]);
+
+    // The Catch path: the finish step releases the lock and tells the user; nothing is left.
+    let mut state = fixture("alarm-math-alarm.json");
+    state["error"] = json!({"Error": "FlowLogsFailed", "Cause": json!({"errorType": "FlowLogsFailed", "errorMessage": text}).to_string()});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert!(done.lock_released);
+    assert!(done.message.contains("eni-0bbb"), "{}", done.message);
+    assert!(ec2.active().is_empty());
+}
+
+/// The same, but the immediate delete fails too: the error says so, and the failure cleanup
+/// deletes the flow log by its execution tag once DescribeFlowLogs lists it.
+#[tokio::test]
+async fn a_partly_refused_create_whose_undo_fails_is_cleaned_up_by_tag() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa", "eni-0bbb"]));
+    ec2.refuse_resources.lock().unwrap().push("eni-0aaa".into());
+    *ec2.fail_delete.lock().unwrap() = Some(transient("DeleteFlowLogs"));
+    let store = FakeStore::default();
+    let err = start(
+        fixture("alarm-math-alarm.json"),
+        EXEC,
+        now(),
+        &settings(0),
+        &ec2,
+        &ec2,
+        &store,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "FlowLogsFailed");
+    assert!(err.to_string().contains("could not be deleted yet"), "{err}");
+    assert_eq!(ec2.active().len(), 1);
+    let mut state = fixture("alarm-math-alarm.json");
+    state["error"] = json!({"Error": "FlowLogsFailed", "Cause": "refused"});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert!(ec2.active().is_empty(), "the cleanup deleted it by tag");
 }

@@ -8,7 +8,7 @@ use aws_sdk_ec2::Client;
 
 use crate::error::{service_code, RecorderError, Result};
 use crate::nat::{FlowLogTarget, NatGateway, NatGatewayId};
-use crate::ports::{FlowLogRequest, FlowLogs, NatDirectory, TaggedFlowLog};
+use crate::ports::{CreatedFlowLogs, FlowLogRequest, FlowLogs, NatDirectory, TaggedFlowLog};
 
 /// EC2 API reference, DescribeFlowLogs and DescribeNetworkInterfaces: `MaxResults` 5 to 1,000,
 /// the rest by `NextToken`. DescribeNetworkInterfaces: "We strongly recommend using only
@@ -93,7 +93,7 @@ impl NatDirectory for Ec2 {
 
 #[async_trait]
 impl FlowLogs for Ec2 {
-    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>> {
+    async fn create(&self, req: &FlowLogRequest) -> Result<CreatedFlowLogs> {
         let (resource_type, ids) = match &req.target {
             FlowLogTarget::Interfaces(enis) => (FlowLogsResourceType::NetworkInterface, enis.clone()),
             FlowLogTarget::RegionalNatGateway(nat) => (FlowLogsResourceType::RegionalNatGateway, vec![nat.to_string()]),
@@ -123,7 +123,7 @@ impl FlowLogs for Ec2 {
             .send()
             .await
             .map_err(|e| RecorderError::from_sdk("EC2", "CreateFlowLogs", &e))?;
-        let failures: Vec<String> = out
+        let refused: Vec<String> = out
             .unsuccessful()
             .iter()
             .map(|u| {
@@ -136,16 +136,10 @@ impl FlowLogs for Ec2 {
                 )
             })
             .collect();
-        if !failures.is_empty() {
-            return Err(RecorderError::FlowLogsFailed(failures.join("; ")));
-        }
-        let ids: Vec<String> = out.flow_log_ids().to_vec();
-        if ids.is_empty() {
-            return Err(RecorderError::FlowLogsFailed(
-                "CreateFlowLogs returned no flow log ID".into(),
-            ));
-        }
-        Ok(ids)
+        Ok(CreatedFlowLogs {
+            ids: out.flow_log_ids().to_vec(),
+            refused,
+        })
     }
 
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {

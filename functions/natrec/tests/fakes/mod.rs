@@ -38,13 +38,17 @@ pub struct FakeEc2 {
     /// flow log id -> (DeliverLogsStatus, DeliverLogsErrorMessage)
     pub delivery: Mutex<BTreeMap<String, (String, String)>>,
     /// ClientToken -> (request, flow log ids)
-    pub tokens: Mutex<BTreeMap<String, (FlowLogRequest, Vec<String>)>>,
+    pub tokens: Mutex<BTreeMap<String, (FlowLogRequest, CreatedFlowLogs)>>,
     pub created: Mutex<usize>,
     pub invisible: Mutex<std::collections::BTreeSet<String>>,
     /// The next create is applied but its answer is lost (a timeout): and its flow logs are not
     /// listed by DescribeFlowLogs yet.
     pub lose_next_create_answer: Mutex<bool>,
     pub fail_create: Mutex<Option<RecorderError>>,
+    /// Resources CreateFlowLogs refuses (listed in `Unsuccessful`, as for a resource that already
+    /// has its limit of flow logs); the call still creates the others (EC2 API reference,
+    /// CreateFlowLogs: `FlowLogIds` and `Unsuccessful` in one answer).
+    pub refuse_resources: Mutex<Vec<String>>,
     pub fail_delete: Mutex<Option<RecorderError>>,
     pub deleted: Mutex<Vec<String>>,
     pub delete_calls: Mutex<Vec<Vec<String>>>,
@@ -104,7 +108,7 @@ impl NatDirectory for FakeEc2 {
 
 #[async_trait]
 impl FlowLogs for FakeEc2 {
-    async fn create(&self, req: &FlowLogRequest) -> Result<Vec<String>> {
+    async fn create(&self, req: &FlowLogRequest) -> Result<CreatedFlowLogs> {
         if let Some(e) = self.fail_create.lock().unwrap().take() {
             return Err(e);
         }
@@ -120,10 +124,17 @@ impl FlowLogs for FakeEc2 {
             }
             return Ok(ids.clone());
         }
-        let n = match &req.target {
-            natrec::nat::FlowLogTarget::Interfaces(enis) => enis.len(),
-            natrec::nat::FlowLogTarget::RegionalNatGateway(_) => 1,
+        let resources: Vec<String> = match &req.target {
+            natrec::nat::FlowLogTarget::Interfaces(enis) => enis.clone(),
+            natrec::nat::FlowLogTarget::RegionalNatGateway(id) => vec![id.to_string()],
         };
+        let refuse = self.refuse_resources.lock().unwrap().clone();
+        let refused: Vec<String> = resources
+            .iter()
+            .filter(|r| refuse.contains(r))
+            .map(|r| format!("{r}: the resource has reached its flow-log limit (FlowLogsLimitExceeded)"))
+            .collect();
+        let n = resources.len() - refused.len();
         let mut logs = self.flow_logs.lock().unwrap();
         let mut created = self.created.lock().unwrap();
         let ids: Vec<String> = (0..n).map(|i| format!("fl-{:08x}", *created + i)).collect();
@@ -131,12 +142,13 @@ impl FlowLogs for FakeEc2 {
         for id in &ids {
             logs.insert(id.clone(), req.clone());
         }
-        tokens.insert(req.client_token.clone(), (req.clone(), ids.clone()));
+        let answer = CreatedFlowLogs { ids, refused };
+        tokens.insert(req.client_token.clone(), (req.clone(), answer.clone()));
         if std::mem::take(&mut *self.lose_next_create_answer.lock().unwrap()) {
-            self.invisible.lock().unwrap().extend(ids.iter().cloned());
+            self.invisible.lock().unwrap().extend(answer.ids.iter().cloned());
             return Err(transient("CreateFlowLogs"));
         }
-        Ok(ids)
+        Ok(answer)
     }
     async fn find_tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedFlowLog>> {
         Ok(self.described(|_, r| r.tags.iter().any(|(k, v)| k == key && v == value)))
