@@ -16,8 +16,8 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::error::Result;
-use crate::nat::NatGatewayId;
-use crate::ports::{Executions, FlowLogs, Notifier, RecordingStore, TaggedFlowLog};
+use crate::nat::{nat_label, nat_short_name, NatGatewayId};
+use crate::ports::{Executions, FlowLogs, NatDirectory, Notifier, RecordingStore, TaggedFlowLog};
 use crate::recording::{TAG_EXECUTION, TAG_EXPIRES, TAG_NAT, TAG_STACK};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,6 +113,20 @@ impl EndedExecution {
     }
 }
 
+/// A NAT Gateway as the notices name it: `Name tag (nat-...)` and the short form for a subject.
+/// The Name tag comes from DescribeNatGateways; when it cannot be read (the NAT is deleted, the
+/// call fails) the ID alone serves, and the notice still goes out.
+async fn nat_names(nats: &impl NatDirectory, id: &NatGatewayId) -> (String, String) {
+    let name = match nats.describe(id).await {
+        Ok(nat) => nat.and_then(|n| n.name),
+        Err(e) => {
+            warn!(error = %e, nat = %id, "NAT Gateway's Name tag not read; named by its ID");
+            None
+        }
+    };
+    (nat_label(id, name.as_deref()), nat_short_name(id, name.as_deref()))
+}
+
 fn expired(fl: &TaggedFlowLog, now: DateTime<Utc>) -> bool {
     fl.tags
         .get(TAG_EXPIRES)
@@ -125,7 +139,7 @@ pub async fn sweep(
     stack_name: &str,
     now: DateTime<Utc>,
     everything: bool,
-    flow_logs: &impl FlowLogs,
+    flow_logs: &(impl FlowLogs + NatDirectory),
     executions: &impl Executions,
     store: &impl RecordingStore,
     notifier: &impl Notifier,
@@ -145,7 +159,7 @@ pub async fn after_execution_ended(
     stack_name: &str,
     now: DateTime<Utc>,
     ended: &EndedExecution,
-    flow_logs: &impl FlowLogs,
+    flow_logs: &(impl FlowLogs + NatDirectory),
     executions: &impl Executions,
     store: &impl RecordingStore,
     notifier: &impl Notifier,
@@ -166,14 +180,20 @@ pub async fn after_execution_ended(
     if report.swept.iter().any(|s| &s.execution == arn) || executions.notice_sent(arn).await? {
         return Ok(report);
     }
-    let nat = ended.nat_id.clone().unwrap_or_else(|| "a NAT Gateway".into());
+    let (nat, short) = match ended.nat_id.as_deref().map(NatGatewayId::parse) {
+        Some(Ok(id)) => nat_names(flow_logs, &id).await,
+        _ => ("a NAT Gateway".to_string(), "a NAT Gateway".to_string()),
+    };
     // The sweep above releases the lock of an execution that is no longer running.
     let lock = if held {
         "its lock was still held: released now"
     } else {
         "no lock held"
     };
-    let subject = format!("NAT spike recording of {nat} {} without its notice", ended.status);
+    let subject = crate::notice::subject(format!(
+        "NAT spike recording of {short} {} without its notice",
+        ended.status
+    ));
     let message = format!(
         "A recording of {nat} ended before it could send its notice, so the sweeper sends this one.\n\n\
          {}\n\n\
@@ -213,7 +233,7 @@ async fn sweep_with(
     now: DateTime<Utc>,
     everything: bool,
     ended: Option<&EndedExecution>,
-    flow_logs: &impl FlowLogs,
+    flow_logs: &(impl FlowLogs + NatDirectory),
     executions: &impl Executions,
     store: &impl RecordingStore,
     notifier: &impl Notifier,
@@ -262,10 +282,10 @@ async fn sweep_with(
             Some(Ok(nat)) => store.release(&nat, &execution).await?,
             _ => false,
         };
-        // Only a well-formed NAT ID goes into the subject (SNS: shorter than 100 characters).
-        let nat = match nat_id.as_deref().map(NatGatewayId::parse) {
-            Some(Ok(id)) => id.to_string(),
-            _ => "unknown NAT Gateway".into(),
+        // Only a well-formed NAT ID is looked up and named (SNS: subjects under 100 characters).
+        let (nat, short) = match nat_id.as_deref().map(NatGatewayId::parse) {
+            Some(Ok(id)) => nat_names(flow_logs, &id).await,
+            _ => ("unknown NAT Gateway".to_string(), "unknown NAT Gateway".to_string()),
         };
         let why = match reason {
             SweepReason::ExecutionEnded => {
@@ -273,7 +293,7 @@ async fn sweep_with(
             }
             SweepReason::Expired => "it was past its expiry time (natrec:expires-at), or the stack is being deleted",
         };
-        let subject = format!("NAT spike recording of {nat} ended by the sweeper");
+        let subject = crate::notice::subject(format!("NAT spike recording of {short} ended by the sweeper"));
         let how = ended
             .filter(|e| e.execution_arn == execution)
             .map(|e| format!("{}\n\n", e.what_happened()))

@@ -402,3 +402,50 @@ async fn an_execution_that_cannot_be_described_does_not_stop_the_sweep() {
     assert_eq!(later.swept.len(), 1);
     assert!(ec2.active().is_empty());
 }
+
+/// The sweeper's notices name the NAT by its Name tag as the recorder's own do (looked up with
+/// DescribeNatGateways); a NAT that cannot be described any more is named by its ID.
+#[tokio::test]
+async fn the_sweepers_notices_name_the_nat_by_its_name_tag() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let ec2 = ec2();
+    ec2.nats.lock().unwrap().get_mut(NAT).unwrap().name = Some("prod-egress-a".into());
+    let (store, execs, notifier) = (FakeStore::default(), FakeExecutions::default(), FakeNotifier::default());
+    start(fixture(), "exec-1", now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap();
+    sweep("natrec-test", now, false, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    let (subject, message) = notifier.sent.lock().unwrap()[0].clone();
+    assert_eq!(subject, "NAT spike recording of prod-egress-a ended by the sweeper");
+    assert!(
+        message.contains(&format!("a recording of prod-egress-a ({NAT}) were still active")),
+        "{message}"
+    );
+
+    // The NAT is gone by the next orphan: its ID serves.
+    ec2.nats.lock().unwrap().clear();
+    start(fixture(), "exec-2", now, &settings(), &ec2, &ec2, &store)
+        .await
+        .unwrap_err();
+    let fl = natrec::ports::FlowLogRequest {
+        target: natrec::nat::FlowLogTarget::Interfaces(vec!["eni-0ccc".into()]),
+        log_group: "g".into(),
+        delivery_role_arn: "r".into(),
+        log_format: "f".into(),
+        max_aggregation_seconds: 60,
+        client_token: "t2".into(),
+        tags: vec![
+            (natrec::recording::TAG_STACK.into(), "natrec-test".into()),
+            (natrec::recording::TAG_NAT.into(), NAT.into()),
+            (natrec::recording::TAG_EXECUTION.into(), "exec-2".into()),
+        ],
+    };
+    natrec::ports::FlowLogs::create(&ec2, &fl).await.unwrap();
+    sweep("natrec-test", now, false, &ec2, &execs, &store, &notifier)
+        .await
+        .unwrap();
+    let (subject, _) = notifier.sent.lock().unwrap()[1].clone();
+    assert_eq!(subject, format!("NAT spike recording of {NAT} ended by the sweeper"));
+}
