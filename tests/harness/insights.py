@@ -93,6 +93,7 @@ _TOKEN = re.compile(r"""
 | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
 | (?P<bq>`[^`]*`)
 | (?P<num>\d+(?:\.\d+)?(?![\w.]))
+| (?P<dur>\d+[A-Za-z]\w*)
 | (?P<name>[@A-Za-z_][\w@.]*)
 | (?P<op><=|>=|!=|=~|[=<>()\[\],|*+\-/%^])
 """, re.VERBOSE)
@@ -143,6 +144,8 @@ def tokenize(text: str) -> list[Tok]:
             toks.append(Tok("name", s, s[1:-1], i))
         elif kind == "num":
             toks.append(Tok("num", s, float(s) if "." in s else int(s), i))
+        elif kind == "dur":
+            toks.append(Tok("dur", s, s, i))
         elif kind in ("name", "op"):
             toks.append(Tok(kind, s, s, i))
         i = m.end()
@@ -341,6 +344,8 @@ class _Parser:
             return lambda r: v
         if t.kind == "regex":
             raise QueryError(f"a regular expression {t.text} is only valid after `like`", t.pos)
+        if t.kind == "dur":
+            raise Unsupported(f"time-unit literals ({t.text}) are not modelled", t.pos)
         if t.kind == "op" and t.text == "(":
             inner = self.expr()
             self.take(")")

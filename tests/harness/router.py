@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import insights
 from .lambda_host import FunctionHost, InvokeError
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -72,6 +73,164 @@ def page_like_ec2(action: str, request: bytes, response: bytes) -> bytes:
     return ET.tostring(root, encoding="utf-8")
 
 
+# CloudWatch Logs Insights in the emulator (moto's own StartQuery knows only fields/sort/limit):
+# StartQuery / GetQueryResults / StopQuery are answered here, evaluating the query with
+# tests/harness/insights.py over the events moto holds in the log groups.
+INSIGHTS_ACTIONS = {"StartQuery", "GetQueryResults", "StopQuery"}
+# A Fault on "StartQuery" with one of these codes lets the call succeed and the query end with that
+# status (GetQueryResults "status" values, API reference) instead of Complete.
+QUERY_OUTCOMES = {"Failed", "Timeout", "Cancelled"}
+TERMINAL_STATUSES = {"Complete", "Failed", "Cancelled", "Timeout"}
+
+
+class InsightsError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.status, self.extra = code, message, status, extra or {}
+
+
+@dataclass
+class InsightsQuery:
+    query_id: str
+    groups: list[str]
+    region: str
+    start: int  # epoch seconds, inclusive
+    end: int  # epoch seconds, inclusive
+    text: str
+    compiled: "insights.Query"
+    limit: int | None
+    steps: list[str]  # statuses GetQueryResults shows before the outcome, one per call
+    outcome: str  # Complete, or an injected Failed / Timeout / Cancelled
+    status: str = "Scheduled"
+    result: "insights.Result | None" = None
+
+
+class LogsInsights:
+    """The Logs Insights API over moto's log groups (CloudWatch Logs API reference: StartQuery,
+    GetQueryResults, StopQuery). Each query shows `steps` (default: Running once) on successive
+    GetQueryResults calls, then its outcome, so that pollers are exercised; it is evaluated when it
+    completes. `max_concurrent`: queries not yet ended beyond which StartQuery fails with
+    LimitExceededException (the account's concurrent-query quota; None = no quota)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.queries: dict[str, InsightsQuery] = {}
+        self.steps: list[str] = ["Running"]
+        self.max_concurrent: int | None = None
+
+    def reset(self):
+        with self.lock:
+            self.queries.clear()
+            self.steps = ["Running"]
+            self.max_concurrent = None
+
+    def running(self) -> int:
+        return sum(q.status not in TERMINAL_STATUSES for q in self.queries.values())
+
+    def handle(self, action: str, req: dict, region: str, outcome: str = "Complete") -> dict:
+        with self.lock:
+            if action == "StartQuery":
+                return self.start_query(req, region, outcome)
+            q = self.queries.get(req.get("queryId", ""))
+            if q is None:
+                raise InsightsError("ResourceNotFoundException", f"query {req.get('queryId')!r} does not exist")
+            if action == "StopQuery":
+                # StopQuery "stops a CloudWatch Logs Insights query that is in progress"; one that
+                # already ended answers success false here (the reference does not say which).
+                if q.status in TERMINAL_STATUSES:
+                    return {"success": False}
+                q.status, q.steps = "Cancelled", []
+                return {"success": True}
+        return self.get_query_results(q)
+
+    def start_query(self, req: dict, region: str, outcome: str) -> dict:
+        # "A StartQuery operation must include exactly one of logGroupName, logGroupNames or
+        # logGroupIdentifiers" (StartQuery API reference); up to 50 log groups.
+        given = [k for k in ("logGroupName", "logGroupNames", "logGroupIdentifiers") if req.get(k)]
+        if len(given) != 1:
+            raise InsightsError("InvalidParameterException", "give exactly one of logGroupName, logGroupNames, "
+                                                             "logGroupIdentifiers")
+        raw = req[given[0]]
+        groups = [raw] if isinstance(raw, str) else list(raw)
+        if len(groups) > 50:
+            raise InsightsError("InvalidParameterException", "at most 50 log groups a query")
+        # An identifier may be a log group ARN (arn:aws:logs:region:account:log-group:NAME[:*]).
+        groups = [g.split(":log-group:", 1)[1].removesuffix(":*") if ":log-group:" in g else g for g in groups]
+        backend = _logs_backend(region)
+        for g in groups:
+            if g not in backend.groups:
+                raise InsightsError("ResourceNotFoundException", f"The specified log group does not exist: {g}")
+        if "startTime" not in req or "endTime" not in req or "queryString" not in req:
+            raise InsightsError("InvalidParameterException", "startTime, endTime and queryString are required")
+        start, end = int(req["startTime"]), int(req["endTime"])
+        if end < start:
+            raise InsightsError("InvalidParameterException", "endTime must not be before startTime")
+        limit = req.get("limit")
+        if limit is not None and not 1 <= int(limit) <= insights.MAX_RESULT_ROWS:
+            raise InsightsError("InvalidParameterException", f"limit must be 1..{insights.MAX_RESULT_ROWS}")
+        text = req["queryString"]
+        if len(text) > 10000:  # queryString: length 0..10000 (StartQuery API reference)
+            raise InsightsError("InvalidParameterException", "queryString is longer than 10000 characters")
+        try:
+            compiled = insights.Query(text)
+        except insights.QueryError as e:
+            where = {"startCharOffset": e.offset or 0, "endCharOffset": e.offset or 0}
+            raise InsightsError("MalformedQueryException", f"{e} [Logs Insights test-bed evaluator]",
+                                extra={"queryCompileError": {"location": where, "message": str(e)}}) from None
+        # The concurrent-query quota (CloudWatch Logs quotas; "You can have up to 30 concurrent
+        # CloudWatch Logs Insights queries" in the StartQuery reference, 100 on newer pages):
+        # StartQuery answers LimitExceededException beyond it.
+        if self.max_concurrent is not None and self.running() >= self.max_concurrent:
+            raise InsightsError("LimitExceededException",
+                                f"Account maximum query concurrency limit of [{self.max_concurrent}] reached.")
+        q = InsightsQuery(str(uuid.uuid4()), groups, region, start, end, text, compiled,
+                          int(limit) if limit is not None else None, list(self.steps), outcome)
+        self.queries[q.query_id] = q
+        return {"queryId": q.query_id}
+
+    def get_query_results(self, q: InsightsQuery) -> dict:
+        with self.lock:
+            if q.status not in TERMINAL_STATUSES:
+                q.status = q.steps.pop(0) if q.steps else q.outcome
+            evaluate = q.status == "Complete" and q.result is None
+        if evaluate:
+            result = q.compiled.run(_events(q), q.limit)
+            with self.lock:
+                q.result = result
+        r = q.result
+        stats = {"recordsMatched": float(r.records_matched if r else 0),
+                 "recordsScanned": float(r.records_scanned if r else 0),
+                 "bytesScanned": float(r.bytes_scanned if r else 0)}
+        return {"queryLanguage": "CWLI", "results": r.rows if r and q.status == "Complete" else [],
+                "statistics": stats, "status": q.status}
+
+
+def _logs_backend(region: str):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.logs.models import logs_backends
+    return logs_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def _events(q: InsightsQuery):
+    """The query's events, read from moto in-process: those of its log groups with a timestamp in
+    [startTime, endTime] (both inclusive, StartQuery API reference; the end second is taken whole)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    backend = _logs_backend(q.region)
+    lo, hi = q.start * 1000, q.end * 1000 + 999
+    out = []
+    for name in q.groups:
+        group = backend.groups.get(name)
+        if group is None:
+            continue
+        for stream_name, stream in list(group.streams.items()):
+            for e in list(stream.events):
+                if lo <= e.timestamp <= hi:
+                    out.append({"@timestamp": e.timestamp, "@message": e.message, "@logStream": stream_name,
+                                "@log": f"{DEFAULT_ACCOUNT_ID}:{name}", "@ingestionTime": e.ingestion_time})
+    out.sort(key=lambda e: e["@timestamp"])
+    return out
+
+
 IAM_PREFIX = {"monitoring": "cloudwatch"}
 TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                          "ConditionCheck": "ConditionCheckItem"}
@@ -101,6 +260,7 @@ class Router(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.dynamodb_lock = threading.Lock()
         self.page_ec2 = True  # answer EC2 Describe calls in pages as AWS does (page_like_ec2)
+        self.insights = LogsInsights()  # Logs Insights queries, evaluated here (LogsInsights)
         super().__init__(("127.0.0.1", port), _Handler)
 
     def take_fault(self, action: str, caller: str | None = None) -> Fault | None:
@@ -145,8 +305,10 @@ class _Handler(BaseHTTPRequestHandler):
             # A hung call: the caller gives up and retries; this one still reaches the service
             # afterwards, as a request that timed out on the client may still be applied.
             time.sleep(fault.status)
-        elif fault:
+        elif fault and not (action == "StartQuery" and fault.code in QUERY_OUTCOMES):
             return self._fault(fault)
+        if action in INSIGHTS_ACTIONS and (self.headers.get("X-Amz-Target") or "").startswith("Logs_"):
+            return self._insights(action, body, fault.code if fault and fault.code in QUERY_OUTCOMES else "Complete")
         conn = http.client.HTTPConnection("127.0.0.1", self.server.moto_port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Host"] = self.headers.get("Host", f"127.0.0.1:{self.server.moto_port}")
@@ -178,6 +340,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code><Message>injected "
                     f"{fault.code}</Message></Error><RequestId>fault</RequestId></ErrorResponse>").encode()
         self._send(fault.status, body, {"Content-Type": "text/xml"})
+
+    def _insights(self, action: str, body: bytes, outcome: str):
+        scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
+        region = scope.group(1) if scope else "us-east-1"
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
+        try:
+            out = self.server.insights.handle(action, json.loads(body or b"{}"), region, outcome)
+        except InsightsError as e:
+            err = json.dumps({"__type": e.code, "message": e.message, **e.extra}).encode()
+            return self._send(e.status, err, {**headers, "x-amzn-ErrorType": e.code})
+        self._send(200, json.dumps(out).encode(), headers)
 
     def _invoke(self, path: str, body: bytes):
         name = path[len("/2015-03-31/functions/"):-len("/invocations")].split(":")
