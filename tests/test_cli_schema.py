@@ -71,3 +71,23 @@ def test_the_schema_refuses_a_renamed_key(generated):
     r["others"]["upload"] = r["others"].pop("upload_bytes")
     with pytest.raises(jsonschema.ValidationError):
         validate_report(r)
+
+
+def test_benchmark_scripts_never_build_into_the_users_target_directory():
+    """Every `cargo build` in tests/bench/ sets CARGO_TARGET_DIR (target/bench): a benchmark's release
+    build (natflow without `aws`, the Lambdas) must never replace the user's target/release binaries.
+    Read from the scripts' source (benchmarks are not run in CI)."""
+    import ast
+
+    builds = []
+    for script in sorted((ROOT / "tests" / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.List)):
+                continue
+            words = [e.value for e in node.args[0].elts if isinstance(e, ast.Constant)]
+            if words[:2] != ["cargo", "build"]:
+                continue
+            env = next((k.value for k in node.keywords if k.arg == "env"), None)
+            builds.append((script.name, env is not None and "CARGO_TARGET_DIR" in ast.unparse(env)))
+    assert {name for name, _ in builds} >= {"lambdas.py", "natflow_vs_duckdb.py"}, builds
+    assert all(ok for _, ok in builds), f"a cargo build without CARGO_TARGET_DIR: {builds}"

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The release build of the Lambdas goes to its own target directory, never to the user's target/release.
+BENCH_TARGET = ROOT / "target" / "bench"
 sys.path.insert(0, str(ROOT))
 
 from tests.harness.stack import ACCOUNT, REGION, STACK, Emulator, Recorder, load_template  # noqa: E402
@@ -259,9 +261,10 @@ def main():
     if args.binaries:
         target = Path(args.binaries)
     else:
+        # Its own target directory (as natflow_vs_duckdb.py): never rebuild the user's target/release.
         subprocess.run(["cargo", "build", "--release", "--locked", "--workspace", "--exclude", "natflow-cli"],
-                       cwd=ROOT, check=True)
-        target = ROOT / "target" / "release"
+                       cwd=ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(BENCH_TARGET)})
+        target = BENCH_TARGET / "release"
     template = load_template()
     emu = Emulator(Path(tempfile.mkdtemp(prefix="natrec-bench-")))
     rec = Recorder(emu, template, target)
@@ -336,7 +339,9 @@ def write(results, states, sizes, args):
     for kind, entered in states.items():
         lines.append(f"| {kind} | {len(entered)} | ${len(entered) * SFN_PRICE:.6f} | {' > '.join(entered)} |")
     lines += ["", "Reproduce: `make venv && .venv/bin/python tests/bench/lambdas.py` (after `sam build` for the zip "
-              "sizes).", "<!-- lambdas:end -->"]
+              "sizes). It builds the Lambdas' release binaries into its own target directory, "
+              "`target/bench/release` (`CARGO_TARGET_DIR=target/bench`), never into your `target/release`.",
+              "<!-- lambdas:end -->"]
     section = "\n".join(lines) + "\n"
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
     start, end = "<!-- lambdas:start", "<!-- lambdas:end -->"
