@@ -209,6 +209,16 @@ def test_stats_sort_limit_and_the_result_cap():
     assert row["@message"] == "hello" and row["@timestamp"] == "2025-11-24 16:00:00.000" and "@ptr" in row
 
 
+def test_sort_follows_the_documented_natural_order():
+    """The sort page's own example, ascending: non-numbers in natural order, then numbers."""
+    documented = ["!:", "#", "*%04", "0#", "5A", "111A", "2345_", "@", "@_", "A", "A9876fghj", "a12345hfh",
+                  "0", "01", "1", "2", "3"]
+    shuffled = documented[7:] + documented[:7]
+    q = "display @message | sort @message {}"
+    assert [r["@message"] for r in shown(q.format("asc"), ev(*shuffled))] == documented
+    assert [r["@message"] for r in shown(q.format("desc"), ev(*shuffled))] == documented[::-1]
+
+
 def test_the_nat_flows_query_names_protocols_and_paths():
     line = ("9 123456789012 eni-0aaaaaaaaaaaaaaa1 10.0.16.4 10.0.0.10 40000 443 17 10 1000 1764000000 1764000060 "
             "ACCEPT OK vpc-1 subnet-1 use1-az1 ingress 2 10.0.16.4 203.0.113.9 - - 19 IPv4 -")

@@ -22,7 +22,9 @@ Modelled, following the Logs Insights QL pages of the CloudWatch Logs User Guide
   with an optional `as` name (without it the column is named as written, e.g. `sum(bytes)`),
   `by field, ...`; one stats command a query.
 - `sort` (CWL_QuerySyntax-Sort.html): `sort f desc|asc[, g desc|asc]` (the direction is required
-  here: the evaluator does not guess a default).
+  here: the evaluator does not guess a default), in the page's order: ascending, non-number values
+  (natural order) before numbers; descending is the reverse. Rows without the field come last
+  either way (not documented).
 - `limit` (CWL_QuerySyntax-Limit.html): "If you omit limit, the query defaults to returning up to
   10,000 log events"; the StartQuery API reference's `limit` is 1..10,000 (default 10,000). A newer
   version of the limit page allows up to 100,000 with paged GetQueryResults: not modelled (a limit
@@ -731,9 +733,20 @@ def _stats(rows: Iterable[Row], c: Command) -> list[Row]:
     return out
 
 
+_CHUNK = re.compile(r"[0-9]+|[^0-9]")
+
+
 def _sort_key(v: Any):
+    """The `sort` page's order, ascending: "All non-number values come before all number values";
+    non-number values sort naturally: runs of digits by their length, then their value; other
+    characters by their Unicode value (a digit run against another character compares as its
+    first digit would). Numbers by value. Ties: by the text."""
+    s = render(v)
     n = as_number(v)
-    return (0, n, "") if n is not None else (1, 0, render(v))
+    if n is not None:
+        return (1, [], n, s)
+    key = [(0x30, len(t), int(t)) if t[0] in "0123456789" else (ord(t), 0, 0) for t in _CHUNK.findall(s)]
+    return (0, key, 0, s)
 
 
 def _sort(rows: list[Row], keys: list[tuple[str, bool]]) -> list[Row]:
