@@ -195,9 +195,11 @@ def test_stats_sort_limit_and_the_result_cap():
     q = 'parse @message "* *" as h, b | stats sum(b), count(*) as n by h | sort sum(b) desc'
     with pytest.raises(insights.QueryError):
         insights.compile_query(q)  # a sort key is a field name: name the sum with `as`
-    q = 'parse @message "* *" as h, b | stats sum(b), count(*) as n by h | sort n asc, h desc'
+    q = 'parse @message "* *" as h, b | stats sum(b), count(*) as n, min(b), max(b) as top by h | sort n asc, h desc'
     assert insights.run(q, events).dicts() == [
-        {"h": "h2", "sum(b)": "15", "n": "3"}, {"h": "h1", "sum(b)": "12", "n": "3"}, {"h": "h0", "sum(b)": "18", "n": "4"}]
+        {"h": "h2", "sum(b)": "15", "n": "3", "min(b)": "2", "top": "8"},
+        {"h": "h1", "sum(b)": "12", "n": "3", "min(b)": "1", "top": "7"},
+        {"h": "h0", "sum(b)": "18", "n": "4", "min(b)": "0", "top": "9"}]
     # More than 10,000 groups: at most 10,000 result rows (limit page, StartQuery reference).
     many = ev(*[f"h{k} 1" for k in range(10_005)])
     q = 'parse @message "* *" as h, b | stats count(*) by h'

@@ -18,7 +18,8 @@ Modelled, following the Logs Insights QL pages of the CloudWatch Logs User Guide
 - `filter` (CWL_QuerySyntax-Filter.html): comparisons `= != < > <= >=`, `and`, `or`, `not`,
   parentheses, `in [...]` / `not in [...]` (complete-string set membership), `like /regex/` and
   `like "substring"`.
-- `stats` (CWL_QuerySyntax-Stats.html): `sum(field)`, `count(*)`, `count()`, `count(field)`, each
+- `stats` (CWL_QuerySyntax-Stats.html): `sum(field)`, `min(field)`, `max(field)`, `count(*)`,
+  `count()`, `count(field)`, each
   with an optional `as` name (without it the column is named as written, e.g. `sum(bytes)`),
   `by field, ...`; one stats command a query.
 - `sort` (CWL_QuerySyntax-Sort.html): `sort f desc|asc[, g desc|asc]` (the direction is required
@@ -41,8 +42,8 @@ Not confirmed by the docs, modelled as stated (see README "Emulator gaps"):
   numbers ("Comparison operations accept all data types as arguments"); otherwise `=`/`!=` compare
   strings and `< > <= >=` compare strings only when neither side is a number. A comparison with an
   absent (null) field is false; `not` negates it.
-- `sum` adds the values that read as numbers and ignores the others; a group with none has no
-  `sum` column (null); integers stay exact integers.
+- `sum`, `min` and `max` take the values that read as numbers and ignore the others; a group with
+  none has no such column (null); integers stay exact integers.
 - Result values are strings; a row omits null fields; a non-stats row carries `@ptr`; timestamps
   are written `YYYY-MM-DD HH:MM:SS.mmm` (UTC).
 - Result rows of a stats query come in first-seen group order unless sorted; ties keep that order.
@@ -63,7 +64,7 @@ KNOWN_UNMODELLED_COMMANDS = {
     "accum", "SOURCE", "source", "eval", "head", "top", "rename",
 }
 SCALAR_FUNCTIONS = ("isIpInSubnet", "concat", "replace", "fromMillis")
-AGGREGATES = ("sum", "count")
+AGGREGATES = ("sum", "count", "min", "max")
 
 
 class QueryError(Exception):
@@ -367,7 +368,7 @@ class _Parser:
             raise QueryError(f"`{name}()` is an aggregation function: only valid in `stats`", fn.pos)
         if name not in SCALAR_FUNCTIONS:
             raise Unsupported(f"function `{name}` is not modelled by the test bed's Insights evaluator "
-                              f"(modelled: {', '.join(SCALAR_FUNCTIONS)}; in stats: sum, count)", fn.pos)
+                              f"(modelled: {', '.join(SCALAR_FUNCTIONS)}; in stats: {', '.join(AGGREGATES)})", fn.pos)
         self.take("(")
         args: list[Expr] = []
         raw: list[Tok] = []
@@ -535,8 +536,8 @@ def _parse_command(toks: list[Tok], text_len: int) -> Command:
         while True:
             fn = p.take(kind="name")
             if fn.value not in AGGREGATES or not p.at("("):
-                raise Unsupported(f"stats function `{fn.text}` is not modelled (modelled: sum(field), count(*), "
-                                  f"count(field))", fn.pos)
+                raise Unsupported(f"stats function `{fn.text}` is not modelled (modelled: sum(field), min(field), "
+                                  f"max(field), count(*), count(field))", fn.pos)
             p.take("(")
             arg = None
             if p.at("*", "op"):
@@ -716,15 +717,23 @@ def _stats(rows: Iterable[Row], c: Command) -> list[Row]:
         key = tuple(r.get(n) for n in c.names)
         acc = groups.get(key)
         if acc is None:
-            acc = groups[key] = [None if a.fn == "sum" else 0 for a in c.aggs]
+            acc = groups[key] = [0 if a.fn == "count" else None for a in c.aggs]
         for k, a in enumerate(c.aggs):
             if a.fn == "count":
                 if a.arg is None or r.get(a.arg) is not None:
                     acc[k] += 1
             else:
                 n = as_number(r.get(a.arg))
-                if n is not None:
-                    acc[k] = n if acc[k] is None else acc[k] + n
+                if n is None:
+                    continue
+                if acc[k] is None:
+                    acc[k] = n
+                elif a.fn == "sum":
+                    acc[k] += n
+                elif a.fn == "min":
+                    acc[k] = min(acc[k], n)
+                else:
+                    acc[k] = max(acc[k], n)
     out = []
     for key, acc in groups.items():
         row = dict(zip(c.names, key))
