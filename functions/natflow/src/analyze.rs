@@ -102,15 +102,15 @@ impl Counters {
         self.upload + self.download
     }
 
-    /// One record's bytes, in its direction.
-    pub fn count(&mut self, bytes: u64, packets: u64, upload: bool) {
+    /// `records` records' bytes, in their direction.
+    pub fn count(&mut self, bytes: u64, packets: u64, upload: bool, records: u64) {
         if upload {
             self.upload += bytes;
         } else {
             self.download += bytes;
         }
         self.packets += packets;
-        self.records += 1;
+        self.records += records;
     }
 
     pub fn add(&mut self, o: &Counters) {
@@ -189,6 +189,9 @@ pub struct Analyzer {
     allowed: Vec<bool>,
     /// Field count of the recorder's earlier format while the recorder's format is in use.
     legacy_len: Option<usize>,
+    /// How many records the line being processed stands for: 1, or a Logs Insights group's
+    /// record count ([`feed_group`](Self::feed_group)).
+    weight: u64,
 }
 
 impl Analyzer {
@@ -218,6 +221,7 @@ impl Analyzer {
             only_addresses: None,
             allowed: Vec::new(),
             legacy_len,
+            weight: 1,
         })
     }
 
@@ -368,6 +372,25 @@ impl Analyzer {
         self.scan(line);
     }
 
+    /// One line standing for `records` identical records (an aggregate row).
+    pub(crate) fn line_weighted(&mut self, line: &[u8], records: u64) {
+        self.weight = records;
+        self.scan(line);
+        self.weight = 1;
+    }
+
+    /// Lines known only by their number to be no record of the format (e.g. the log events a
+    /// Logs Insights query scanned but could not parse): counted as malformed, no example.
+    pub fn add_malformed(&mut self, lines: u64) {
+        self.stats.lines += lines;
+        self.stats.malformed += lines;
+    }
+
+    /// Bytes of input known only by their number (what a Logs Insights query scanned).
+    pub fn add_bytes_read(&mut self, bytes: u64) {
+        self.stats.bytes_read += bytes;
+    }
+
     /// One pass over the buffer finds fields and lines together, 32 bytes at a time (the
     /// separators are too dense for a search routine to pay off).
     fn scan(&mut self, buf: &[u8]) {
@@ -429,7 +452,7 @@ impl Analyzer {
             n -= 1;
         }
         let line = &buf[offs[first].0..end];
-        self.stats.lines += 1;
+        self.stats.lines += self.weight;
         // A record of the recorder's earlier format (no resource-id, the last field).
         let legacy = n != self.format.len() && Some(n) == self.legacy_len;
         if (n != self.format.len() && !legacy) || n > MAX_FIELDS {
@@ -464,7 +487,7 @@ impl Analyzer {
     }
 
     fn malformed(&mut self, line: &[u8]) {
-        self.stats.malformed += 1;
+        self.stats.malformed += self.weight;
         if self.stats.malformed_examples.len() < EXAMPLES {
             let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
             self.stats.malformed_examples.push(text);
@@ -482,7 +505,7 @@ impl Analyzer {
             None => self.only.is_none(),
         };
         if !selected && !self.selected_otherwise(f, &c) {
-            self.stats.other_interfaces += 1;
+            self.stats.other_interfaces += self.weight;
             return Some(());
         }
         // A regional NAT Gateway's record: no interface, the NAT's ID as resource-id.
@@ -494,11 +517,11 @@ impl Analyzer {
             match f.at(i) {
                 b"OK" | b"-" => {}
                 b"NODATA" => {
-                    self.stats.nodata += 1;
+                    self.stats.nodata += self.weight;
                     return Some(());
                 }
                 b"SKIPDATA" => {
-                    self.stats.skipdata += 1;
+                    self.stats.skipdata += self.weight;
                     return Some(());
                 }
                 _ => return None,
@@ -508,7 +531,7 @@ impl Analyzer {
             match f.at(i) {
                 b"ACCEPT" | b"-" => {}
                 b"REJECT" => {
-                    self.stats.rejected += 1;
+                    self.stats.rejected += self.weight;
                     return Some(());
                 }
                 _ => return None,
@@ -516,7 +539,7 @@ impl Analyzer {
         }
         let bytes_f = f.at(c.bytes?);
         if bytes_f == b"-" {
-            self.stats.incomplete += 1;
+            self.stats.incomplete += self.weight;
             return Some(());
         }
         let bytes = parse_u64(bytes_f)?;
@@ -528,20 +551,20 @@ impl Analyzer {
 
         let (local, remote, service, upload) = match (c.pkt_srcaddr, c.pkt_dstaddr) {
             _ if regional.is_some() && (src == b"-" || dst == b"-") => {
-                self.stats.incomplete += 1;
+                self.stats.incomplete += self.weight;
                 return Some(());
             }
             _ if regional.is_some() => match Self::regional(f, &c)? {
                 Some(v) => v,
                 None => {
-                    self.stats.untranslated += 1;
+                    self.stats.untranslated += self.weight;
                     return Some(());
                 }
             },
             (Some(ps), Some(pd)) => {
                 let (psrc, pdst) = (f.at(ps), f.at(pd));
                 if psrc == b"-" || pdst == b"-" || src == b"-" || dst == b"-" {
-                    self.stats.incomplete += 1;
+                    self.stats.incomplete += self.weight;
                     return Some(());
                 }
                 if dst != pdst {
@@ -554,13 +577,13 @@ impl Analyzer {
                     // Validate before counting it as the NAT's own half.
                     parse_ip(src)?;
                     parse_ip(dst)?;
-                    self.stats.untranslated += 1;
+                    self.stats.untranslated += self.weight;
                     return Some(());
                 }
             }
             _ => {
                 if src == b"-" || dst == b"-" {
-                    self.stats.incomplete += 1;
+                    self.stats.incomplete += self.weight;
                     return Some(());
                 }
                 let (s, d) = (parse_ip(src)?, parse_ip(dst)?);
@@ -577,7 +600,7 @@ impl Analyzer {
                         return Some(());
                     }
                     _ => {
-                        self.stats.untranslated += 1;
+                        self.stats.untranslated += self.weight;
                         return Some(());
                     }
                 }
@@ -586,7 +609,7 @@ impl Analyzer {
         let interface = match (regional, c.interface_id.map(|i| f.at(i))) {
             // The regional NAT is the "interface"; it spans AZs, so no AZ of its own.
             (Some(nat), _) => {
-                self.stats.regional += 1;
+                self.stats.regional += self.weight;
                 let i = self.interfaces.id(nat);
                 if self.interface_az.len() <= i as usize {
                     self.interface_az.resize(i as usize + 1, None);
@@ -617,8 +640,8 @@ impl Analyzer {
             service,
             interface,
         });
-        cell.or_default().count(bytes, packets, upload);
-        self.stats.counted += 1;
+        cell.or_default().count(bytes, packets, upload, self.weight);
+        self.stats.counted += self.weight;
         Some(())
     }
 
@@ -653,8 +676,11 @@ impl Analyzer {
     }
 
     fn remote(&mut self, ip: IpAddr, bytes: u64, packets: u64, upload: bool) {
-        self.remotes.entry((ip, 0)).or_default().count(bytes, packets, upload);
-        self.stats.untranslated += 1;
+        self.remotes
+            .entry((ip, 0))
+            .or_default()
+            .count(bytes, packets, upload, self.weight);
+        self.stats.untranslated += self.weight;
     }
 
     /// Adds another analyzer's counts (same format), e.g. one per thread or per file.

@@ -9,6 +9,7 @@
 pub mod analyze;
 pub mod error;
 pub mod format;
+pub mod insights;
 pub mod inventory;
 pub mod ipranges;
 pub mod prices;
