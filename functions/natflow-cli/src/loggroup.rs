@@ -28,6 +28,81 @@ pub fn profile_region() -> Option<(String, String)> {
     Some((region.to_string(), profile))
 }
 
+/// The config and credentials files the SDK reads: AWS_CONFIG_FILE, else ~/.aws/config;
+/// AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials (SDKs and Tools reference guide, "Location of
+/// the shared config and credentials files").
+fn profile_files() -> (String, String) {
+    let file = |var: &str, default: &str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    (
+        file("AWS_CONFIG_FILE", "~/.aws/config"),
+        file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+    )
+}
+
+/// An error when AWS_PROFILE names a profile that neither the config nor the credentials file
+/// defines. The SDK's credential chain does not say so: its profile provider reports
+/// `ProfileFileError::MissingProfile` as "credentials not loaded" (aws-config,
+/// profile/credentials.rs) and the chain moves on to the next provider, ending in "no credentials";
+/// the AWS CLI refuses such a profile ("The config profile (nope) could not be found"), and so do we,
+/// before any call. `default` is not checked: the SDK and the AWS CLI run without one.
+pub fn check_profile() -> Result<(), CliError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let Some(name) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.trim().is_empty()) else {
+        return Ok(());
+    };
+    if name == "default" {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
+    let (config, credentials) = profile_files();
+    let set = rt
+        .block_on(aws_config::profile::load(
+            &Fs::real(),
+            &Env::real(),
+            // The default files: AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE or ~/.aws/.
+            &Default::default(),
+            None,
+        ))
+        .map_err(|e| {
+            CliError::Aws(format!(
+                "AWS_PROFILE {name}: cannot read the AWS config files ({config}, {credentials}): {}",
+                root_cause(&e)
+            ))
+        })?;
+    if set.get_profile(&name).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort_unstable();
+    let exists = |path: &str| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        match path.strip_prefix("~/") {
+            Some(rest) => std::path::Path::new(&home).join(rest).exists(),
+            None => std::path::Path::new(path).exists(),
+        }
+    };
+    let known = if known.is_empty() && !exists(&config) && !exists(&credentials) {
+        "neither file exists".to_string()
+    } else if known.is_empty() {
+        "they define no profile".to_string()
+    } else {
+        format!("their profiles: {}", known.join(", "))
+    };
+    Err(CliError::Aws(format!(
+        "AWS_PROFILE {name:?}: no such profile in {config} or {credentials} ({known}); pick one \
+         (aws configure list-profiles), create it (aws configure --profile {name}, or aws configure sso), \
+         or unset AWS_PROFILE"
+    )))
+}
+
 /// The innermost cause of an error, on one line.
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut e = e;

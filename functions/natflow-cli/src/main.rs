@@ -25,7 +25,8 @@ Exit status:
      but no traffic through the NAT (the report is printed and says why)
   2  usage error: a missing or bad option or argument (clap's own errors too)
   3  input or AWS error: a file that cannot be read, a bad inventory, ip-ranges or prices file; no
-     AWS region or credentials, access denied, throttled, log group not found, endpoint unreachable";
+     AWS region or credentials, an AWS_PROFILE that names no profile, access denied, throttled, log
+     group not found, endpoint unreachable";
 
 const ANALYZE_HELP: &str = "\
 Examples:
@@ -44,6 +45,13 @@ Examples:
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
+    /// A file an option names (--inventory, --ip-ranges, --prices) cannot be read.
+    #[error("{option} {path}: cannot read: {source}")]
+    OptionFile {
+        option: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid gzip ({source}); give plain files uncompressed or .gz files gzip-compressed")]
     Gzip { path: String, source: std::io::Error },
     #[error("nothing to read: give flow-log files or directories, or --log-group")]
@@ -71,7 +79,11 @@ impl CliError {
             CliError::NoRecords { unreadable: false, .. } => 1,
             CliError::NoRecords { unreadable: true, .. } => 3,
             CliError::NoInput | CliError::Usage(_) => 2,
-            CliError::Read { .. } | CliError::Gzip { .. } | CliError::Analysis(_) | CliError::Aws(_) => 3,
+            CliError::Read { .. }
+            | CliError::OptionFile { .. }
+            | CliError::Gzip { .. }
+            | CliError::Analysis(_)
+            | CliError::Aws(_) => 3,
         }
     }
 }
@@ -113,14 +125,14 @@ struct AnalyzeArgs {
     /// Read this log group through the CloudWatch Logs API instead of files.
     #[arg(long)]
     log_group: Option<String>,
-    /// Start of the window (RFC 3339 or epoch seconds); with --log-group.
+    /// Start of the window (RFC 3339 or epoch seconds); with --log-group only (files are read whole).
     #[arg(long)]
     start: Option<String>,
-    /// End of the window (RFC 3339 or epoch seconds); with --log-group.
+    /// End of the window (RFC 3339 or epoch seconds); with --log-group only.
     #[arg(long)]
     end: Option<String>,
     /// Only these log streams, comma-separated: the NAT's interface IDs (a flow log names its
-    /// streams `<interface-id>-all`) or whole stream names; with --log-group. Only their records count.
+    /// streams `<interface-id>-all`) or whole stream names; with --log-group only. Only their records count.
     #[arg(long, value_delimiter = ',')]
     streams: Vec<String>,
     /// The NAT Gateway whose traffic to count (nat-...): its records by resource-id (regional NAT) and
@@ -192,8 +204,10 @@ struct GenerateArgs {
     truth_output: Option<PathBuf>,
 }
 
-fn read_text(path: &PathBuf) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+/// The text of the file an option names; an error names the option.
+fn read_option_file(option: &'static str, path: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::OptionFile {
+        option,
         path: path.display().to_string(),
         source,
     })
@@ -236,25 +250,40 @@ fn profile_region() -> Option<(String, String)> {
     None
 }
 
+/// An AWS_PROFILE that names no profile is an error (for --log-group).
+#[cfg(feature = "aws")]
+fn check_profile() -> Result<(), CliError> {
+    loggroup::check_profile()
+}
+
+#[cfg(not(feature = "aws"))]
+fn check_profile() -> Result<(), CliError> {
+    Ok(())
+}
+
 /// A report, and whether it found traffic through the NAT (exit status 1 when not).
 struct Produced {
     out: String,
     traffic: bool,
 }
 
+/// The options that go with --log-group only, given without it.
+fn log_group_only_options(args: &AnalyzeArgs) -> Vec<&'static str> {
+    let mut given = Vec::new();
+    if args.start.is_some() {
+        given.push("--start");
+    }
+    if args.end.is_some() {
+        given.push("--end");
+    }
+    if !args.streams.is_empty() {
+        given.push("--streams");
+    }
+    given
+}
+
 fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
-    let inventory = args
-        .inventory
-        .as_ref()
-        .map(|p| Inventory::from_json(&read_text(p)?).map_err(CliError::from))
-        .transpose()?;
-    let ip_ranges = args
-        .ip_ranges
-        .as_ref()
-        .map(|p| IpRanges::from_json(&read_text(p)?).map_err(CliError::from))
-        .transpose()?;
-    let overrides = args.prices.as_ref().map(read_text).transpose()?;
-    // Usage errors before any AWS setting is looked at.
+    // Usage errors before any file is read or AWS setting looked at.
     if args.log_group.is_some() {
         if !args.paths.is_empty() {
             return Err(CliError::Usage("give files or --log-group, not both".into()));
@@ -262,6 +291,37 @@ fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
         if args.start.is_none() || args.end.is_none() {
             return Err(CliError::Usage("--log-group needs --start and --end".into()));
         }
+    } else {
+        // Files are analyzed whole: a window of time or a set of streams selects events of a log
+        // group only. Silently ignoring them would report on more than was asked for.
+        let given = log_group_only_options(&args);
+        if !given.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{} go{} with --log-group only (a log group's window and streams); files are read whole: \
+                 give the files of the window (S3 flow-log file names carry their hour) or read the log group",
+                given.join(", "),
+                if given.len() == 1 { "es" } else { "" }
+            )));
+        }
+    }
+    let inventory = args
+        .inventory
+        .as_ref()
+        .map(|p| Inventory::from_json(&read_option_file("--inventory", p)?).map_err(CliError::from))
+        .transpose()?;
+    let ip_ranges = args
+        .ip_ranges
+        .as_ref()
+        .map(|p| IpRanges::from_json(&read_option_file("--ip-ranges", p)?).map_err(CliError::from))
+        .transpose()?;
+    let overrides = args
+        .prices
+        .as_ref()
+        .map(|p| read_option_file("--prices", p))
+        .transpose()?;
+    if args.log_group.is_some() {
+        // Before the region: a profile that does not exist has no region either.
+        check_profile()?;
     }
     let region = resolve_region(&args)?;
     if args.log_group.is_some() && region.is_none() {

@@ -767,3 +767,118 @@ fn aws_errors_are_one_line_a_user_can_act_on() {
         }
     }
 }
+
+#[test]
+fn log_group_options_with_files_are_a_usage_error() {
+    let f = fixture();
+    let rec = s(&f.records);
+    for (extra, named) in [
+        (vec!["--start", "2026-11-28T10:00:00Z"], "--start goes"),
+        (vec!["--end", "60"], "--end goes"),
+        (vec!["--streams", "eni-0123456789abcdef0"], "--streams goes"),
+        (vec!["--start", "0", "--end", "60"], "--start, --end go"),
+    ] {
+        let (code, out, err) = run(bare().args(["analyze", rec, "--no-progress"]).args(&extra));
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains(named) && err.contains("with --log-group only"),
+            "{extra:?}: {err}"
+        );
+        assert!(out.is_empty(), "{extra:?}: no report: {out}");
+    }
+    // Without any input either: the misplaced option is what is wrong.
+    let (code, _, err) = run(bare().args(["analyze", "--start", "0"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--start goes with --log-group only"), "{err}");
+}
+
+#[test]
+fn an_option_file_that_cannot_be_read_is_named_by_its_option() {
+    let f = fixture();
+    let missing = f.dir.path().join("nonexistent.json");
+    for option in ["--inventory", "--ip-ranges", "--prices"] {
+        let (code, out, err) = run(bare().args(["analyze", s(&f.records), "--no-progress", option, s(&missing)]));
+        assert_eq!(code, Some(3), "{option}: {err}");
+        let want = format!("natflow: {option} {}: cannot read: ", missing.display());
+        assert!(err.starts_with(&want), "{option}: {err}");
+        assert!(err.contains("No such file"), "{option}: {err}");
+        assert!(out.is_empty(), "{option}: {out}");
+    }
+}
+
+#[test]
+fn a_profile_that_does_not_exist_is_named_not_reported_as_missing_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &config,
+        "[default]\nregion = eu-west-1\n[profile dev]\nregion = eu-west-3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &credentials,
+        "[ci]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n",
+    )
+    .unwrap();
+    // A loopback endpoint that would refuse the call: the run must not get that far.
+    let (url, requests) = failing_endpoint("AccessDeniedException", "refused by the test endpoint");
+    let cmd = |profile: &str| {
+        let mut c = bare();
+        c.args(["analyze", "--log-group", "g", "--start", "0", "--end", "60"])
+            .args(["--region", "us-east-1", "--no-progress"])
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_PROFILE", profile);
+        c
+    };
+    let (code, _, err) = run(&mut cmd("nope"));
+    one_actionable_line(code, &err);
+    assert!(
+        err.contains(&format!(
+            "AWS_PROFILE \"nope\": no such profile in {} or {} (their profiles: ci, default, dev)",
+            config.display(),
+            credentials.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("no AWS credentials found"), "{err}");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0, "no call made");
+    // A profile of either file goes on to the call (here refused by the endpoint).
+    for profile in ["ci", "dev"] {
+        let (code, _, err) = run(&mut cmd(profile));
+        assert_eq!(code, Some(3), "{profile}: {err}");
+        assert!(!err.contains("no such profile"), "{profile}: {err}");
+    }
+    // ci has credentials: its call reached the endpoint.
+    assert!(requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // No files at all: says so.
+    let (code, _, err) = run(bare()
+        .args([
+            "analyze",
+            "--log-group",
+            "g",
+            "--start",
+            "0",
+            "--end",
+            "60",
+            "--region",
+            "us-east-1",
+        ])
+        .env("AWS_PROFILE", "nope"));
+    one_actionable_line(code, &err);
+    assert!(
+        err.contains("AWS_PROFILE \"nope\": no such profile") && err.contains("(neither file exists)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_arguments_at_all_is_a_usage_error() {
+    let (code, out, err) = run(&mut bare());
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("Usage: natflow"), "{err}");
+    assert!(err.contains("analyze") && err.contains("generate"), "{err}");
+}
