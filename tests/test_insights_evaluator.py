@@ -164,6 +164,16 @@ def test_parse_keeps_a_line_that_does_not_match_without_its_fields():
     assert rows == [{"url": "/a b c"}]  # unanchored; a trailing * takes the rest
 
 
+def test_the_split_fast_path_matches_as_the_glob_does():
+    for pattern in ("* *", "* * *", "*, *", "*=*=*"):
+        split, rx = insights.glob_splitter(pattern), insights.glob_regex(pattern)
+        assert split is not None
+        for v in ("a b c d", "a  b", " a b", "a b ", "ab", "", "x, y, z", "k=v=w=z", "a=b", "=="):
+            m = rx.search(v)
+            assert split(v) == (list(m.groups()) if m else None), (pattern, v)
+    assert insights.glob_splitter("user=*, method:*") is None  # not of that shape: the regex
+
+
 def test_numbers_compare_as_numbers_strings_as_strings():
     events = ev("x 1000", "x 900", "x abc")
     q = 'parse @message "* *" as k, n | filter n > 950 | display n'

@@ -51,6 +51,7 @@ Not confirmed by the docs, modelled as stated (see README "Emulator gaps"):
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -162,17 +163,24 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def as_number(v: Any) -> int | float | None:
+    if isinstance(v, str):
+        return _str_number(v)
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
         return v
-    if isinstance(v, str) and _NUMBER.fullmatch(v.strip()):
-        s = v.strip()
-        try:
-            return int(s)
-        except ValueError:
-            return float(s)
     return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _str_number(v: str) -> int | float | None:
+    s = v.strip()
+    if not _NUMBER.fullmatch(s):
+        return None
+    try:
+        return int(s)
+    except ValueError:
+        return float(s)
 
 
 def render(v: Any) -> str:
@@ -186,6 +194,8 @@ def render(v: Any) -> str:
 def compare(a: Any, b: Any, op: str) -> bool:
     if a is None or b is None:
         return False
+    if op in ("=", "!=") and a.__class__ is str and b.__class__ is str and a == b:
+        return op == "="
     na, nb = as_number(a), as_number(b)
     if na is not None and nb is not None:
         x, y = na, nb
@@ -198,6 +208,7 @@ def compare(a: Any, b: Any, op: str) -> bool:
     return {"=": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def format_millis(ms: int | float) -> str:
     t = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
     return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
@@ -251,7 +262,13 @@ class _Parser:
             parts.append(self.and_())
         if len(parts) == 1:
             return parts[0]
-        return lambda r: any(p(r) is True for p in parts)
+
+        def any_true(r):
+            for p in parts:
+                if p(r) is True:
+                    return True
+            return False
+        return any_true
 
     def and_(self) -> Expr:
         parts = [self.not_()]
@@ -260,7 +277,13 @@ class _Parser:
             parts.append(self.not_())
         if len(parts) == 1:
             return parts[0]
-        return lambda r: all(p(r) is True for p in parts)
+
+        def all_true(r):
+            for p in parts:
+                if p(r) is not True:
+                    return False
+            return True
+        return all_true
 
     def not_(self) -> Expr:
         if self.at("not", "name") and not (self.peek(1) and self.peek(1).text == "in"):
@@ -456,6 +479,22 @@ class Command:
     aggs: list[Agg] = field(default_factory=list)
     keys: list[tuple[str, bool]] = field(default_factory=list)  # (field, descending)
     n: int = 0
+    split: Callable[[str], list[str] | None] | None = None
+
+
+def glob_splitter(pattern: str):
+    """For a pattern `*<sep>*<sep>...*` with one separator throughout (wildcards at both ends), the
+    same match as glob_regex's (each separator's first occurrence after the previous one), by
+    str.split: the recorder's flow-log patterns, at a fraction of the cost."""
+    parts = pattern.split("*")
+    if len(parts) < 3 or parts[0] or parts[-1] or len(set(parts[1:-1])) != 1 or not parts[1]:
+        return None
+    sep, n = parts[1], len(parts) - 2
+
+    def split(v: str):
+        out = v.split(sep, n)
+        return out if len(out) == n + 1 else None
+    return split
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -510,6 +549,7 @@ def _parse_command(toks: list[Tok], text_len: int) -> Command:
         if stars != len(c.names):
             raise QueryError(f"parse: {stars} wildcards but {len(c.names)} names (they must be equal)", pat.pos)
         c.rx = glob_regex(pat.value)
+        c.split = glob_splitter(pat.value)
     elif c.kind == "filter":
         c.expr = p.expr()
     elif c.kind in ("fields", "display"):
@@ -695,10 +735,17 @@ def _filter(rows: Iterable[Row], expr: Expr) -> Iterator[Row]:
 def _parse(rows: Iterable[Row], c: Command) -> Iterator[Row]:
     for r in rows:
         v = r.get(c.source)
-        m = c.rx.search(render(v)) if v is not None else None
-        if m:
+        if v is None:
+            yield r
+            continue
+        if c.split is not None:
+            values = c.split(render(v))
+        else:
+            m = c.rx.search(render(v))
+            values = m.groups() if m else None
+        if values is not None:
             r = dict(r)
-            r.update(zip(c.names, m.groups()))
+            r.update(zip(c.names, values))
         yield r
 
 
