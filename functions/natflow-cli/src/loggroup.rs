@@ -48,7 +48,8 @@ fn profile_files() -> (String, String) {
 /// defines. The SDK's credential chain does not say so: its profile provider reports
 /// `ProfileFileError::MissingProfile` as "credentials not loaded" (aws-config,
 /// profile/credentials.rs) and the chain moves on to the next provider, ending in "no credentials";
-/// the AWS CLI refuses such a profile ("The config profile (nope) could not be found"), and so do we,
+/// the AWS CLI (botocore's ProfileNotFound) refuses such a profile even when the environment holds
+/// credentials ("The config profile (nope) could not be found", aws/aws-cli#4626), and so do we,
 /// before any call. `default` is not checked: the SDK and the AWS CLI run without one.
 pub fn check_profile() -> Result<(), CliError> {
     use aws_types::os_shim_internal::{Env, Fs};
