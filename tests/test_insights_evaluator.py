@@ -8,6 +8,7 @@ with its statistics; injected Failed / Timeout / Cancelled outcomes and a thrott
 """
 import json
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -268,13 +269,18 @@ def row(src, dst, psrc, pdst, nbytes, status="OK"):
             f"{status} vpc-x subnet-x use1-az1 ingress 8 {psrc} {pdst} - - 19 IPv4 -")
 
 
-def poll(logs, query_id: str) -> list[dict]:
+def poll(logs, query_id: str, emulator=None) -> list[dict]:
+    """GetQueryResults until the query ends; with `emulator`, once its evaluation is done (so
+    that the statuses seen are the configured steps, not the evaluation's time)."""
+    if emulator is not None:
+        assert emulator.router.insights.queries[query_id].done.wait(30)
     seen = []
-    for _ in range(20):
+    for _ in range(200):
         r = logs.get_query_results(queryId=query_id)
         seen.append(r)
         if r["status"] not in ("Scheduled", "Running"):
             return seen
+        time.sleep(0.02)
     raise AssertionError(f"query {query_id} never ended: {[s['status'] for s in seen]}")
 
 
@@ -288,7 +294,7 @@ def test_start_query_is_polled_running_then_complete_with_rows_and_statistics(lo
     put(logs, [row("10.0.2.6", "10.0.0.10", "10.0.2.6", "203.0.113.9", 99)], (now - 7200) * 1000)  # outside
     put(logs, inside, now * 1000)
     q = logs.start_query(logGroupName=GROUP, startTime=now - 600, endTime=now, queryString=TOP_TALKERS)
-    seen = poll(logs, q["queryId"])
+    seen = poll(logs, q["queryId"], emulator)
     assert [s["status"] for s in seen] == ["Running", "Complete"]
     assert seen[0]["results"] == []
     done = seen[-1]
@@ -306,9 +312,24 @@ def test_start_query_is_polled_running_then_complete_with_rows_and_statistics(lo
     arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}:*"
     q = logs.start_query(logGroupIdentifiers=[arn], startTime=now - 600, endTime=now, queryString=TOP_TALKERS,
                          limit=1)
-    seen = poll(logs, q["queryId"])
+    seen = poll(logs, q["queryId"], emulator)
     assert [s["status"] for s in seen] == ["Scheduled", "Running", "Running", "Complete"]
     assert len(seen[-1]["results"]) == 1
+
+
+def test_a_query_stays_running_until_evaluated(logs, emulator, monkeypatch):
+    """No GetQueryResults call waits on an evaluation: the query shows Running meanwhile."""
+    gate, run = threading.Event(), insights.Query.run
+    monkeypatch.setattr(insights.Query, "run",
+                        lambda self, events, limit=None: (gate.wait(30), run(self, events, limit))[1])
+    emulator.router.insights.steps = []
+    now = int(time.time())
+    put(logs, [row("10.0.2.5", "10.0.0.10", "10.0.2.5", "203.0.113.9", 1000)], now * 1000)
+    q = logs.start_query(logGroupName=GROUP, startTime=now - 600, endTime=now, queryString=TOP_TALKERS)["queryId"]
+    assert [logs.get_query_results(queryId=q)["status"] for _ in range(3)] == ["Running"] * 3
+    gate.set()
+    done = poll(logs, q, emulator)[-1]
+    assert done["status"] == "Complete" and len(done["results"]) == 1
 
 
 def test_start_query_errors(logs):
@@ -328,7 +349,7 @@ def test_an_injected_outcome_ends_the_query_without_results(logs, emulator, outc
     put(logs, [row("10.0.2.5", "10.0.0.10", "10.0.2.5", "203.0.113.9", 1000)], now * 1000)
     emulator.router.faults.append(Fault("StartQuery", 200, outcome))
     q = logs.start_query(logGroupName=GROUP, startTime=now - 600, endTime=now, queryString=TOP_TALKERS)
-    seen = poll(logs, q["queryId"])
+    seen = poll(logs, q["queryId"], emulator)
     assert [s["status"] for s in seen] == ["Running", outcome]
     assert seen[-1]["results"] == []
     # The next query is not affected.

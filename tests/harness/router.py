@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import insights
@@ -103,13 +103,15 @@ class InsightsQuery:
     outcome: str  # Complete, or an injected Failed / Timeout / Cancelled
     status: str = "Scheduled"
     result: "insights.Result | None" = None
+    done: threading.Event = field(default_factory=threading.Event)  # evaluation finished
 
 
 class LogsInsights:
     """The Logs Insights API over moto's log groups (CloudWatch Logs API reference: StartQuery,
     GetQueryResults, StopQuery). Each query shows `steps` (default: Running once) on successive
-    GetQueryResults calls, then its outcome, so that pollers are exercised; it is evaluated when it
-    completes. `max_concurrent`: queries not yet ended beyond which StartQuery fails with
+    GetQueryResults calls, then its outcome, so that pollers are exercised. It is evaluated in the
+    background from StartQuery on, over the events present then, and stays Running until evaluated:
+    no call waits on an evaluation. `max_concurrent`: queries not yet ended beyond which StartQuery fails with
     LimitExceededException (the account's concurrent-query quota; None = no quota)."""
 
     def __init__(self):
@@ -186,17 +188,28 @@ class LogsInsights:
         q = InsightsQuery(str(uuid.uuid4()), groups, region, start, end, text, compiled,
                           int(limit) if limit is not None else None, list(self.steps), outcome)
         self.queries[q.query_id] = q
+        if outcome == "Complete":
+            threading.Thread(target=self._evaluate, args=(q,), daemon=True).start()
+        else:
+            q.done.set()
         return {"queryId": q.query_id}
+
+    def _evaluate(self, q: InsightsQuery):
+        try:
+            q.result = q.compiled.run(_events(q), q.limit)
+        except Exception:  # noqa: BLE001 - an evaluator bug shows as a Failed query, not a hang
+            q.outcome = "Failed"
+        q.done.set()
 
     def get_query_results(self, q: InsightsQuery) -> dict:
         with self.lock:
             if q.status not in TERMINAL_STATUSES:
-                q.status = q.steps.pop(0) if q.steps else q.outcome
-            evaluate = q.status == "Complete" and q.result is None
-        if evaluate:
-            result = q.compiled.run(_events(q), q.limit)
-            with self.lock:
-                q.result = result
+                if q.steps:
+                    q.status = q.steps.pop(0)
+                elif q.done.is_set():
+                    q.status = q.outcome
+                else:
+                    q.status = "Running"  # still being evaluated
         r = q.result
         stats = {"recordsMatched": float(r.records_matched if r else 0),
                  "recordsScanned": float(r.records_scanned if r else 0),
