@@ -332,6 +332,20 @@ def test_a_query_stays_running_until_evaluated(logs, emulator, monkeypatch):
     assert done["status"] == "Complete" and len(done["results"]) == 1
 
 
+def test_the_time_range_includes_both_ends(logs, emulator):
+    """startTime and endTime (epoch seconds) are both inclusive (StartQuery API reference); the end
+    second is taken whole (not documented)."""
+    start, end = int(time.time()) - 300, int(time.time()) - 200
+    for ts, name in ((start * 1000 - 1, "before"), (start * 1000, "first"), (end * 1000 + 999, "last"),
+                     ((end + 1) * 1000, "after")):
+        put(logs, [name], ts)
+    q = logs.start_query(logGroupName=GROUP, startTime=start, endTime=end,
+                         queryString="display @message | sort @message asc")["queryId"]
+    done = poll(logs, q, emulator)[-1]
+    assert [r[0]["value"] for r in done["results"]] == ["first", "last"]
+    assert done["statistics"]["recordsScanned"] == 2
+
+
 def test_start_query_errors(logs):
     now = int(time.time())
     with pytest.raises(logs.exceptions.ResourceNotFoundException):
