@@ -70,6 +70,8 @@ pub struct RegionPrices {
     pub flow_log_ingestion_per_gb: f64,
     pub interface_endpoint_per_gb: f64,
     pub interface_endpoint_per_hour: f64,
+    /// CloudWatch Logs Insights queries, per GB scanned (CloudWatch pricing, Logs, "Analyze").
+    pub logs_insights_per_gb: f64,
 }
 
 /// The prices used for one report, and where they came from.
@@ -108,6 +110,7 @@ const PRICE_NAMES: &[&str] = &[
     "flow_log_ingestion_per_gb",
     "interface_endpoint_per_gb",
     "interface_endpoint_per_hour",
+    "logs_insights_per_gb",
 ];
 
 fn prices_of(region: &str, m: &serde_json::Map<String, serde_json::Value>) -> Result<RegionPrices> {
@@ -191,7 +194,8 @@ mod tests {
     #[test]
     fn overrides_replace_a_region_and_bad_files_are_named() {
         let o = r#"{"eu-north-1": {"nat_per_gb": 0.05, "nat_per_hour": 0.05, "cross_az_per_gb": 0.02,
-            "flow_log_ingestion_per_gb": 0.5, "interface_endpoint_per_gb": 0.01, "interface_endpoint_per_hour": 0.01}}"#;
+            "flow_log_ingestion_per_gb": 0.5, "interface_endpoint_per_gb": 0.01, "interface_endpoint_per_hour": 0.01,
+            "logs_insights_per_gb": 0.005}}"#;
         let p = Prices::for_region("eu-north-1", Some(o)).unwrap();
         assert_eq!(p.per.nat_per_gb, 0.05);
         assert_eq!(p.source, "eu-north-1");

@@ -61,6 +61,21 @@ pub struct ReportOptions<'a> {
     /// How to tell the analysis which records are the NAT's (an option name per input kind),
     /// for the warning shown when the records of several interfaces were all counted.
     pub selection_hint: Option<String>,
+    /// Set when Logs Insights grouped the records (see [`crate::insights`]).
+    pub server_side: Option<ServerSide>,
+}
+
+/// What the Logs Insights queries of a server-side report did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSide {
+    /// Queries run, split ones included.
+    pub queries: u32,
+    /// Full answers (10,000 rows) asked again as two halves of their window.
+    pub split: u32,
+    pub records_scanned: u64,
+    pub bytes_scanned: u64,
+    /// Logs Insights' price of the bytes scanned.
+    pub cost_usd: f64,
 }
 
 impl<'a> ReportOptions<'a> {
@@ -74,6 +89,7 @@ impl<'a> ReportOptions<'a> {
             truncated: None,
             state_transitions: None,
             selection_hint: None,
+            server_side: None,
         }
     }
 }
@@ -209,6 +225,8 @@ pub struct Report {
     pub coverage: Option<Coverage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_side: Option<ServerSide>,
     pub inventory_interfaces: usize,
     pub prices: Prices,
     /// What the reader must know to trust the figures (records of several interfaces counted
@@ -492,6 +510,10 @@ impl Report {
             costs,
             coverage,
             truncated: o.truncated.clone(),
+            server_side: o.server_side.clone().map(|q| ServerSide {
+                cost_usd: round_usd(q.bytes_scanned as f64 / crate::prices::GB * p.per.logs_insights_per_gb),
+                ..q
+            }),
             inventory_interfaces: o.inventory.map_or(0, |i| i.len()),
             prices: p.clone(),
             warnings,
@@ -655,6 +677,20 @@ impl Report {
                 "Cost of these records as flow logs: {} to ingest {} into CloudWatch Logs.",
                 usd(self.costs.flow_log_ingestion_usd),
                 human_bytes(self.input.bytes_read)
+            );
+        }
+        if let Some(q) = &self.server_side {
+            let split = match q.split {
+                0 => String::new(),
+                n => format!(", {n} full answer(s) asked again in halves of their window"),
+            };
+            let _ = writeln!(
+                s,
+                "Counted by CloudWatch Logs Insights, not read record by record: {} queries{split}, {} records and {} scanned, {} of queries.",
+                q.queries,
+                q.records_scanned,
+                human_bytes(q.bytes_scanned),
+                usd(q.cost_usd)
             );
         }
         let i = &self.input;
