@@ -4,6 +4,8 @@ moto's Step Functions executor sends Lambda invokes to http://localhost:$MOTO_PO
 listens there, runs `POST /2015-03-31/functions/<fn>/invocations` on the real Rust binaries
 (FunctionHost) and forwards every other request to moto unchanged. The Rust functions' own SDK
 calls come through the router too, so faults can be injected into any AWS call (`Fault`).
+CloudWatch Logs Insights calls (StartQuery, GetQueryResults, StopQuery) are answered here
+(`LogsInsights`, evaluating queries with tests/harness/insights.py over moto's log events).
 """
 from __future__ import annotations
 
