@@ -196,6 +196,7 @@ def test_filter_operators():
     assert ips('isIpInSubnet(ip, "fd00::/8")') == ["fd00::1"]
     assert ips("res like /^nat-/ and not st = \"NODATA\"") == ["10.1.2.3", "fd00::1"]
     assert ips('res like "abc"') == ["10.1.2.3"]
+    assert ips('res not like /^nat-/') == ["192.168.0.9"]
     assert ips('st in ["NODATA", "SKIPDATA"]') == ["8.8.8.8"]
     assert ips('st not in ["NODATA", "SKIPDATA"]') == ["10.1.2.3", "192.168.0.9", "fd00::1"]
     assert ips('not (res like /^nat-/ and st = "OK")') == ["192.168.0.9", "8.8.8.8"]

@@ -17,7 +17,7 @@ Modelled, following the Logs Insights QL pages of the CloudWatch Logs User Guide
   (`"url=*" as url`, `"user=*, method:*, latency := *"`) imply; the page does not state it.
 - `filter` (CWL_QuerySyntax-Filter.html): comparisons `= != < > <= >=`, `and`, `or`, `not`,
   parentheses, `in [...]` / `not in [...]` (complete-string set membership), `like /regex/` and
-  `like "substring"`.
+  `like "substring"` (and `not like`).
 - `stats` (CWL_QuerySyntax-Stats.html): `sum(field)`, `min(field)`, `max(field)`, `count(*)`,
   `count()`, `count(field)`, each
   with an optional `as` name (without it the column is named as written, e.g. `sum(bytes)`),
@@ -303,42 +303,51 @@ class _Parser:
             return lambda r: compare(left(r), right(r), op)
         if t.kind == "op" and t.text == "=~":
             raise Unsupported("the `=~` operator is not modelled (use `like`)", t.pos)
+        negate = False
+        nxt = self.peek(1)
+        if t.kind == "name" and t.text == "not" and nxt is not None and nxt.text in ("in", "like"):
+            self.take()
+            negate, t = True, nxt
         if t.kind == "name" and t.text == "like":
             self.take()
-            pat = self.peek()
-            if pat is not None and pat.kind == "regex":
-                self.take()
-                try:
-                    rx = re.compile(pat.value)
-                except re.error as e:
-                    raise QueryError(f"bad regular expression {pat.text}: {e}", pat.pos) from None
-                return lambda r: (lambda v: v is not None and rx.search(render(v)) is not None)(left(r))
-            if pat is not None and pat.kind == "str":
-                self.take()
-                sub = pat.value
-                return lambda r: (lambda v: v is not None and sub in render(v))(left(r))
-            raise QueryError("`like` takes a /regular expression/ or a \"string\"", t.pos)
-        negate = False
-        if t.kind == "name" and t.text == "not" and self.peek(1) is not None and self.peek(1).text == "in":
+            test = self.like(left, t)
+        elif t.kind == "name" and t.text == "in":
             self.take()
-            negate = True
-            t = self.peek()
-        if t is not None and t.kind == "name" and t.text == "in":
+            test = self.in_list(left)
+        else:
+            return left
+        return (lambda r: not test(r)) if negate else test
+
+    def like(self, left: Expr, t: Tok) -> Expr:
+        """`like /regex/` (a match anywhere in the value) or `like "text"` (a substring)."""
+        pat = self.peek()
+        if pat is not None and pat.kind == "regex":
             self.take()
-            self.take("[")
-            values = []
-            while True:
-                v = self.take()
-                if v.kind not in ("str", "num"):
-                    raise QueryError(f"`in [...]` takes string or number literals, found {v.text!r}", v.pos)
-                values.append(v.value)
-                if self.at("]"):
-                    self.take()
-                    break
-                self.take(",")
-            member = lambda r: (lambda x: any(compare(x, v, "=") for v in values))(left(r))  # noqa: E731
-            return (lambda r: not member(r)) if negate else member
-        return left
+            try:
+                rx = re.compile(pat.value)
+            except re.error as e:
+                raise QueryError(f"bad regular expression {pat.text}: {e}", pat.pos) from None
+            return lambda r: (lambda v: v is not None and rx.search(render(v)) is not None)(left(r))
+        if pat is not None and pat.kind == "str":
+            self.take()
+            sub = pat.value
+            return lambda r: (lambda v: v is not None and sub in render(v))(left(r))
+        raise QueryError("`like` takes a /regular expression/ or a \"string\"", t.pos)
+
+    def in_list(self, left: Expr) -> Expr:
+        """`in [literal, ...]`: equal (as `=` compares) to one of the literals."""
+        self.take("[")
+        values = []
+        while True:
+            v = self.take()
+            if v.kind not in ("str", "num"):
+                raise QueryError(f"`in [...]` takes string or number literals, found {v.text!r}", v.pos)
+            values.append(v.value)
+            if self.at("]"):
+                self.take()
+                break
+            self.take(",")
+        return lambda r: (lambda x: any(compare(x, v, "=") for v in values))(left(r))
 
     def add(self) -> Expr:
         left = self.mul()
