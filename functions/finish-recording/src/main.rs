@@ -1,5 +1,6 @@
 //! Last step of every recording, also of failed ones: deletes the execution's flow logs
-//! (reconciled by tag), releases the NAT's lock and writes the notice.
+//! (reconciled by tag), releases the NAT's lock and writes the notice (after a failed start it
+//! describes the NAT for its Name tag).
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use natrec::adapters::{cloudwatch::CloudWatch, dynamodb::DynamoStore, ec2::Ec2};
@@ -21,6 +22,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Finished, Record
         input,
         chrono::Utc::now(),
         &app.settings,
+        &app.ec2,
         &app.ec2,
         &app.store,
         &app.metrics,

@@ -125,6 +125,99 @@ fn gateway_service_name(code: &str, region: &str) -> Option<String> {
     }
 }
 
+/// The smallest "readable" amount above `v`: 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power
+/// of ten (at least 10).
+pub fn readable_above(v: u64) -> u64 {
+    const STEPS: [u64; 10] = [10, 12, 15, 20, 25, 30, 40, 50, 60, 80];
+    let mut scale: u64 = 1;
+    loop {
+        for s in STEPS {
+            match s.checked_mul(scale) {
+                Some(c) if c > v => return c,
+                Some(_) => {}
+                None => return u64::MAX,
+            }
+        }
+        scale = match scale.checked_mul(10) {
+            Some(x) => x,
+            None => return u64::MAX,
+        };
+    }
+}
+
+/// The threshold to raise if the spike was expected: above the traffic the recording saw (the
+/// NAT's CloudWatch bytes over the recording, as an average per SamplingPeriod: the alarm's
+/// periods at the peak were higher), never below the threshold deployed.
+fn threshold_step(report: &Report, f: &NextSteps<'_>) -> String {
+    let r = f.recording;
+    let seconds = (f.ended_at - r.started_at).num_seconds().max(0);
+    let counted = report.coverage.as_ref().map(|c| c.nat_metric_bytes);
+    let (now, basis, proposed) = match (f.threshold, counted) {
+        (Some(t), Some(total)) => {
+            // A recording shorter than one period still counts one period's worth.
+            let periods = (seconds as f64 / f64::from(t.period_s.max(1))).max(1.0);
+            let average = (total as f64 / periods).ceil() as u64;
+            let proposed = readable_above(average.max(t.bytes));
+            let (versus, step) = if average > t.bytes {
+                ("the periods that set off the alarm were higher", "")
+            } else {
+                (
+                    "less than the threshold: the alarm fired on periods above it",
+                    ", a step above the threshold",
+                )
+            };
+            (
+                format!(
+                    " (now {} per {} s, Threshold={})",
+                    human_bytes(t.bytes),
+                    t.period_s,
+                    t.bytes
+                ),
+                format!(
+                    ": the NAT's CloudWatch metrics counted {} in the recording's {:.1} min, on average {} per {} s \
+                     ({versus}), so e.g. {}{step}",
+                    human_bytes(total),
+                    seconds as f64 / 60.0,
+                    human_bytes(average),
+                    t.period_s,
+                    human_bytes(proposed),
+                ),
+                proposed.to_string(),
+            )
+        }
+        (Some(t), None) => (
+            format!(
+                " (now {} per {} s, Threshold={})",
+                human_bytes(t.bytes),
+                t.period_s,
+                t.bytes
+            ),
+            " (the NAT's CloudWatch metrics could not be read for this recording), e.g. double it".to_string(),
+            t.bytes.saturating_mul(2).to_string(),
+        ),
+        (None, Some(total)) => (
+            String::new(),
+            format!(
+                " (the NAT's CloudWatch metrics counted {} in the recording's {:.1} min)",
+                human_bytes(total),
+                seconds as f64 / 60.0
+            ),
+            "<bytes per SamplingPeriod>".to_string(),
+        ),
+        (None, None) => (String::new(), String::new(), "<bytes per SamplingPeriod>".to_string()),
+    };
+    // SAM CLI's deploy builds the change set with `UsePreviousValue: true` for every template
+    // parameter not in --parameter-overrides (samcli deploy_context/deployer `merge_parameters`;
+    // CloudFormation CreateChangeSet, Parameter.UsePreviousValue), so only Threshold changes.
+    format!(
+        "If this spike was expected, raise the alarm's threshold{now} above such traffic{basis}. From the \
+         recorder's source directory (parameters not named keep their values):\n\
+         \x20      sam deploy --region {region} --stack-name {stack} --parameter-overrides Threshold={proposed}",
+        region = f.region,
+        stack = f.stack_name
+    )
+}
+
 /// "What to do next": numbered actions, each one the report supports, with commands to paste.
 pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
     let r = f.recording;
@@ -164,25 +257,27 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
             .collect();
         subnets.sort();
         subnets.dedup();
-        // DescribeRouteTables (EC2 API reference): filter association.subnet-id; a subnet without
-        // an explicit association uses the main route table, which that filter does not return
-        // (association.main=true finds it).
-        let lookup = if subnets.is_empty() {
-            format!(
-                "Find the route tables of the subnets that sent it:\n\
-                 \x20      aws ec2 describe-route-tables --region {region} --filters Name=vpc-id,Values={vpc} \
-                 --query 'RouteTables[].[RouteTableId,Associations[].SubnetId]' --output text\n"
-            )
+        // DescribeRouteTables (EC2 API reference): "If a subnet is not explicitly associated with
+        // any route table, it is implicitly associated with the main route table. This command does
+        // not return the subnet ID for implicit associations." So a filter on association.subnet-id
+        // misses the main table of the subnets that use it: the query lists the VPC's explicit
+        // subnet associations and the main table's (Main true, no SubnetId) and the text states the
+        // rule. Gateway associations (GatewayId, no SubnetId, Main false) are left out.
+        let (whose, only) = if subnets.is_empty() {
+            ("the subnets that sent it".to_string(), "SubnetId || ".to_string())
         } else {
-            format!(
-                "The route tables of the subnets that sent it:\n\
-                 \x20      aws ec2 describe-route-tables --region {region} --filters Name=association.subnet-id,Values={} \
-                 --query 'RouteTables[].RouteTableId' --output text\n\
-                 \x20    (nothing printed: those subnets use the VPC's main route table: \
-                 --filters Name=vpc-id,Values={vpc} Name=association.main,Values=true)\n",
-                subnets.join(",")
+            let list: Vec<String> = subnets.iter().map(|s| format!("\"{s}\"")).collect();
+            (
+                format!("the subnets that sent it ({})", subnets.join(", ")),
+                format!("contains(`[{}]`, SubnetId) || ", list.join(",")),
             )
         };
+        let lookup = format!(
+            "The route tables of {whose}: a subnet listed uses the route table next to it, a subnet not listed \
+             uses the VPC's main route table (the row marked main):\n\
+             \x20      aws ec2 describe-route-tables --region {region} --filters Name=vpc-id,Values={vpc} \
+             --query 'RouteTables[].Associations[?{only}Main].[SubnetId || `\"main\"`, RouteTableId]' --output text\n"
+        );
         let creates: Vec<String> = gateway
             .iter()
             .map(|(_, n)| {
@@ -192,14 +287,31 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
                 )
             })
             .collect();
+        // DescribeVpcEndpoints filters vpc-id, service-name, vpc-endpoint-type; ModifyVpcEndpoint
+        // requires VpcEndpointId (EC2 API reference): an existing gateway endpoint of the VPC gets
+        // the route tables added instead of a second endpoint.
+        let existing: Vec<String> = gateway
+            .iter()
+            .map(|(_, n)| {
+                format!(
+                    "\x20      aws ec2 describe-vpc-endpoints --region {region} --filters Name=vpc-id,Values={vpc} \
+                     Name=service-name,Values={n} Name=vpc-endpoint-type,Values=Gateway \
+                     --query 'VpcEndpoints[].VpcEndpointId' --output text"
+                )
+            })
+            .collect();
         steps.push(format!(
             "Create {} for {}: gateway endpoints are free and their traffic pays no NAT processing ({}; an \
              endpoint serves its own region, {region}, only). {lookup}\
-             \x20    Then, with those IDs (a VPC that has one already: aws ec2 modify-vpc-endpoint --add-route-table-ids):\n{}",
+             \x20    Then, with those route table IDs:\n{}\n\
+             \x20    If the VPC has such an endpoint already (this prints its ID), add the route tables to it instead:\n{}\n\
+             \x20      aws ec2 modify-vpc-endpoint --region {region} --vpc-endpoint-id <endpoint ID> \
+             --add-route-table-ids <route table IDs>",
             if gateway.len() == 1 { "a gateway VPC endpoint" } else { "gateway VPC endpoints" },
             names.join(" and "),
             costs.join(", "),
-            creates.join("\n")
+            creates.join("\n"),
+            existing.join("\n"),
         ));
     }
     for svc in report
@@ -232,27 +344,7 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
         ));
     }
 
-    let (now, raised) = match f.threshold {
-        Some(t) => (
-            format!(
-                " (now {} per {} s, Threshold={})",
-                human_bytes(t.bytes),
-                t.period_s,
-                t.bytes
-            ),
-            t.bytes.saturating_mul(2).to_string(),
-        ),
-        None => (String::new(), "<bytes per SamplingPeriod>".to_string()),
-    };
-    // SAM CLI's deploy builds the change set with `UsePreviousValue: true` for every template
-    // parameter not in --parameter-overrides (samcli deploy_context/deployer `merge_parameters`;
-    // CloudFormation CreateChangeSet, Parameter.UsePreviousValue), so only Threshold changes.
-    steps.push(format!(
-        "If this spike was expected, raise the alarm's threshold{now} above such traffic, e.g. double it, from the \
-         recorder's source directory (parameters not named keep their values):\n\
-         \x20      sam deploy --stack-name {stack} --parameter-overrides Threshold={raised}",
-        stack = f.stack_name
-    ));
+    steps.push(threshold_step(report, f));
 
     let start = r.started_at - Duration::seconds(f.margin_s);
     let end = f.ended_at + Duration::seconds(f.margin_s);
@@ -286,9 +378,9 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
 
     steps.push(format!(
         "To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the \
-         stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name {stack} \
+         stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --region {region} --stack-name {stack} \
          --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete \
-         --stack-name {stack}), or cap its recordings with NumOfRecordings (README \"Recording limit\").",
+         --region {region} --stack-name {stack}), or cap its recordings with NumOfRecordings (README \"Recording limit\").",
         stack = f.stack_name
     ));
 
@@ -450,21 +542,25 @@ mod tests {
         assert_eq!(
             what_to_do_next(&r, &steps(&rec, None)),
             "What to do next:
-  1. Create a gateway VPC endpoint for S3: gateway endpoints are free and their traffic pays no NAT processing (2.0 GB to S3 cost $0.08 of NAT processing; an endpoint serves its own region, eu-west-3, only). Find the route tables of the subnets that sent it:
-       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].[RouteTableId,Associations[].SubnetId]' --output text
-     Then, with those IDs (a VPC that has one already: aws ec2 modify-vpc-endpoint --add-route-table-ids):
+  1. Create a gateway VPC endpoint for S3: gateway endpoints are free and their traffic pays no NAT processing (2.0 GB to S3 cost $0.08 of NAT processing; an endpoint serves its own region, eu-west-3, only). The route tables of the subnets that sent it: a subnet listed uses the route table next to it, a subnet not listed uses the VPC's main route table (the row marked main):
+       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[?SubnetId || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
+     Then, with those route table IDs:
        aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --service-name com.amazonaws.eu-west-3.s3 --route-table-ids <route table IDs>
-  2. If this spike was expected, raise the alarm's threshold above such traffic, e.g. double it, from the recorder's source directory (parameters not named keep their values):
-       sam deploy --stack-name s --parameter-overrides Threshold=<bytes per SamplingPeriod>
+     If the VPC has such an endpoint already (this prints its ID), add the route tables to it instead:
+       aws ec2 describe-vpc-endpoints --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example Name=service-name,Values=com.amazonaws.eu-west-3.s3 Name=vpc-endpoint-type,Values=Gateway --query 'VpcEndpoints[].VpcEndpointId' --output text
+       aws ec2 modify-vpc-endpoint --region eu-west-3 --vpc-endpoint-id <endpoint ID> --add-route-table-ids <route table IDs>
+  2. If this spike was expected, raise the alarm's threshold above such traffic. From the recorder's source directory (parameters not named keep their values):
+       sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=<bytes per SamplingPeriod>
   3. The whole recording from your shell with natflow (also as JSON with --format json; README \"Offline: the natflow CLI\"):
        natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --nat-gateway nat-0a1b2c3d4e5f60718
-  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --region eu-west-3 --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --region eu-west-3 --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
 "
         );
     }
 
     /// Internet traffic only, across zones, more talkers than listed: no endpoint advice, the
-    /// cross-AZ advice, the threshold doubled, every talker by natflow on the NAT's interfaces.
+    /// cross-AZ advice, a threshold above the NAT's average per period during the recording
+    /// (rounded up to a readable amount), every talker by natflow on the NAT's interfaces.
     #[test]
     fn next_steps_for_cross_az_internet_traffic() {
         let rec = recording(&[ENI, "eni-0ddddddddddddddd4"]);
@@ -477,6 +573,8 @@ mod tests {
         let mut o = natflow::ReportOptions::new(natflow::Prices::for_region("us-east-1", None).unwrap());
         o.inventory = Some(&inv);
         o.top = 1;
+        // The NAT's metrics over the 10-minute recording: 4.5 GB, 2.25 GB per 300 s on average.
+        o.nat_metrics = Some((4_000_000_000, 500_000_000));
         let r = natflow::Report::build(&a, &o);
         let threshold = Threshold {
             bytes: 500_000_000,
@@ -486,12 +584,90 @@ mod tests {
             what_to_do_next(&r, &steps(&rec, Some(threshold))),
             "What to do next:
   1. Keep traffic in its Availability Zone: 1.3 GB ($0.02) crossed zones to reach the NAT (use1-az2 -> NAT in use1-az1). Route each zone's private subnets to a NAT Gateway in the same zone; a NAT Gateway is billed by the hour too, so this pays when such traffic is regular.
-  2. If this spike was expected, raise the alarm's threshold (now 500.0 MB per 300 s, Threshold=500000000) above such traffic, e.g. double it, from the recorder's source directory (parameters not named keep their values):
-       sam deploy --stack-name s --parameter-overrides Threshold=1000000000
+  2. If this spike was expected, raise the alarm's threshold (now 500.0 MB per 300 s, Threshold=500000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 2.2 GB per 300 s (the periods that set off the alarm were higher), so e.g. 2.5 GB. From the recorder's source directory (parameters not named keep their values):
+       sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=2500000000
   3. The whole recording from your shell with natflow (all 2 talkers, not only the top 1; README \"Offline: the natflow CLI\"):
        natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --streams eni-0aaaaaaaaaaaaaaa1,eni-0ddddddddddddddd4
-  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
+  4. To stop these emails: the unsubscribe link at the end of this email (or remove the subscription from the stack's topic, output NoticeTopicArn). To stop recording this NAT: sam deploy --region eu-west-3 --stack-name s --parameter-overrides NatGatewayIds=<the other NAT Gateway IDs> (if it is the only one: sam delete --region eu-west-3 --stack-name s), or cap its recordings with NumOfRecordings (README \"Recording limit\").
 "
         );
+    }
+
+    fn threshold_line(r: &Report, rec: &Recording, t: Option<Threshold>) -> String {
+        let text = what_to_do_next(r, &steps(rec, t));
+        let i = text.find("If this spike was expected").unwrap();
+        text[i..text[i..].find("\n  2. ").map_or(text.len(), |e| i + e)].to_string()
+    }
+
+    /// The threshold proposed is above the traffic the recording saw (the NAT's metrics, as an
+    /// average per period), never below the threshold deployed; without metrics it is doubled.
+    #[test]
+    fn the_threshold_proposed_is_above_the_recorded_traffic_and_never_below_the_current_one() {
+        let rec = recording(&[ENI]);
+        let t = Threshold {
+            bytes: 100_000_000,
+            period_s: 60,
+        };
+        // The reviewer's case: 4.5 GB over the 10-minute recording with 100 MB per 60 s deployed
+        // (doubling would have proposed 200 MB).
+        let spike = report("", None, Some((4_000_000_000, 500_000_000)));
+        assert_eq!(
+            threshold_line(&spike, &rec, Some(t)),
+            "If this spike was expected, raise the alarm's threshold (now 100.0 MB per 60 s, Threshold=100000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 450.0 MB per 60 s (the periods that set off the alarm were higher), so e.g. 500.0 MB. From the recorder's source directory (parameters not named keep their values):
+       sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=500000000"
+        );
+        // An average below the threshold (the alarm fired on a few high periods): a step above
+        // the threshold, not below it.
+        let low = report("", None, Some((200_000_000, 100_000_000)));
+        assert_eq!(
+            threshold_line(&low, &rec, Some(t)),
+            "If this spike was expected, raise the alarm's threshold (now 100.0 MB per 60 s, Threshold=100000000) above such traffic: the NAT's CloudWatch metrics counted 300.0 MB in the recording's 10.0 min, on average 30.0 MB per 60 s (less than the threshold: the alarm fired on periods above it), so e.g. 120.0 MB, a step above the threshold. From the recorder's source directory (parameters not named keep their values):
+       sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=120000000"
+        );
+        // No metrics: nothing to base it on but the threshold.
+        let none = report("", None, None);
+        assert_eq!(
+            threshold_line(&none, &rec, Some(t)),
+            "If this spike was expected, raise the alarm's threshold (now 100.0 MB per 60 s, Threshold=100000000) above such traffic (the NAT's CloudWatch metrics could not be read for this recording), e.g. double it. From the recorder's source directory (parameters not named keep their values):
+       sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=200000000"
+        );
+    }
+
+    #[test]
+    fn readable_amounts_are_the_next_step_strictly_above() {
+        assert_eq!(readable_above(0), 10);
+        assert_eq!(readable_above(450_000_000), 500_000_000);
+        assert_eq!(readable_above(500_000_000), 600_000_000);
+        assert_eq!(readable_above(100_000_001), 120_000_000);
+        assert_eq!(readable_above(2_250_000_000), 2_500_000_000);
+        assert_eq!(readable_above(u64::MAX - 1), u64::MAX);
+    }
+
+    /// With the sources' subnets known, the lookup lists those subnets' explicit route tables
+    /// and the VPC's main one (a subnet without an explicit association uses it; DescribeRouteTables
+    /// returns no subnet ID for it); an existing endpoint is modified by its ID.
+    #[test]
+    fn the_route_table_lookup_names_the_sources_subnets_and_the_main_table() {
+        let rec = recording(&[ENI]);
+        let r = report(
+            &(flow("10.0.1.87", "52.216.8.9", 2_000_000_000, 0, "S3")
+                + &flow("10.0.5.12", "52.94.0.10", 1_000_000_000, 0, "DYNAMODB")),
+            Some(INVENTORY),
+            None,
+        );
+        let text = what_to_do_next(&r, &steps(&rec, None));
+        let first = &text[..text.find("\n  2. ").unwrap()];
+        assert!(
+            first.contains(
+                "The route tables of the subnets that sent it (subnet-0private1, subnet-0private2): a subnet listed uses the route table next to it, a subnet not listed uses the VPC's main route table (the row marked main):
+       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[?contains(`[\"subnet-0private1\",\"subnet-0private2\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
+"
+            ),
+            "{first}"
+        );
+        assert!(first.contains("--service-name com.amazonaws.eu-west-3.dynamodb --route-table-ids <route table IDs>"));
+        assert!(first.ends_with(
+            "aws ec2 modify-vpc-endpoint --region eu-west-3 --vpc-endpoint-id <endpoint ID> --add-route-table-ids <route table IDs>"
+        ));
     }
 }

@@ -17,6 +17,20 @@ pub const NAT_FLOWS_QUERY: &str = include_str!("../../../queries/nat-flows.query
 /// `ended_at`, `subject` and `message` (FinishRecording's ResultSelector).
 pub const UNDELIVERED: &str = "records NOT delivered";
 
+/// How the warning about undelivered records begins: the first line of every notice that has it.
+pub const UNDELIVERED_WARNING: &str = "FLOW-LOG RECORDS WERE NOT DELIVERED";
+
+/// A finish-step message split into its warning about undelivered records (its first paragraph,
+/// with the blank line after it) and the rest; the warning is empty when there is none.
+pub fn split_warning(message: &str) -> (&str, &str) {
+    if message.starts_with(UNDELIVERED_WARNING) {
+        if let Some(end) = message.find("\n\n") {
+            return message.split_at(end + 2);
+        }
+    }
+    ("", message)
+}
+
 /// Flow-log records reach CloudWatch Logs minutes after capture.
 pub const DELIVERY_DELAY_S: i64 = 600;
 
@@ -95,7 +109,7 @@ fn delivery_lines(d: &Delivery) -> (String, String) {
     let ids: Vec<&str> = d.failed.iter().map(|f| f.flow_log_id.as_str()).collect();
     let all = d.failed.len() >= d.checked;
     let warning = format!(
-        "FLOW-LOG RECORDS WERE NOT DELIVERED: {} of the recording's {} flow log(s) reported DeliverLogsStatus \
+        "{UNDELIVERED_WARNING}: {} of the recording's {} flow log(s) reported DeliverLogsStatus \
          FAILED: {}. {} in the log group; an empty or small traffic report does not mean the NAT was quiet.\n\n",
         d.failed.len(),
         d.checked,

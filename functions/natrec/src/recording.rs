@@ -454,6 +454,7 @@ pub async fn finish(
     input: FinishInput,
     now: DateTime<Utc>,
     settings: &FinishSettings,
+    nats: &impl NatDirectory,
     flow_logs: &impl FlowLogs,
     store: &impl RecordingStore,
     metrics: &impl NatMetrics,
@@ -541,12 +542,29 @@ pub async fn finish(
         }
         _ => None,
     };
+    // A start that failed passes on the alarm event, not its recording: the NAT's Name tag is
+    // looked up again (DescribeNatGateways), best effort, after the cleanup: a NAT that is gone
+    // or a refused call leaves the notice with the ID only.
+    let described_name = match (&recording, &nat_id) {
+        (None, Some(nat)) => match nats.describe(nat).await {
+            Ok(found) => found.and_then(|n| n.name),
+            Err(e) => {
+                warn!(error = %e, "the NAT could not be described: the notice names it by its ID");
+                None
+            }
+        },
+        _ => None,
+    };
+    let nat_name = recording
+        .as_ref()
+        .and_then(|r| r.nat_name.as_deref())
+        .or(described_name.as_deref());
     let n = match (&ending, &recording) {
         (Ending::Failed, _) | (_, None) => notice::failed(&notice::FailureFacts {
             stack_name: &settings.stack_name,
             execution: &input.execution,
             nat_id: nat_id.as_ref(),
-            nat_name: recording.as_ref().and_then(|r| r.nat_name.as_deref()),
+            nat_name,
             error: error.as_ref(),
             deleted_flow_logs: &ids,
             lock_released,

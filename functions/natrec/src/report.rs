@@ -371,12 +371,14 @@ pub async fn build(
             threshold: settings.threshold,
         },
     );
+    // Records not delivered make the report's figures wrong: said first, before any figure (the
+    // finish step's message opens with the warning; it moves here, not repeated).
+    let (warning, finish) = crate::notice::split_warning(&finished.message);
     let message = format!(
-        "Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n{next}\n\
+        "{warning}Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n{next}\n\
          ----------------------------------------------------------------------\n\n{finish}",
         nat = nat_label(&recording.nat_id, recording.nat_name.as_deref()),
         text = capped(report.to_text()),
-        finish = finished.message,
     );
     let subject = advice::subject(
         &report,

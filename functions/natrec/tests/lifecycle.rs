@@ -398,6 +398,7 @@ async fn finish_after_ok_deletes_everything_releases_the_lock_and_reports() {
         end,
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &metrics,
     )
@@ -436,6 +437,7 @@ async fn finish_after_timeout_says_the_time_limit_ended_it() {
         },
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -476,6 +478,7 @@ async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -489,10 +492,10 @@ async fn finish_reconciles_by_tag_when_the_ids_were_lost() {
         "{}",
         done.message
     );
-    // Without the start step's output the Name tag is unknown: the NAT goes by its ID.
+    // Without the start step's output the finish step describes the NAT for its Name tag.
     assert_eq!(
         done.subject,
-        format!("NAT spike recording FAILED: {NAT} (Lambda.Unknown)")
+        "NAT spike recording FAILED: prod-egress-a (Lambda.Unknown)"
     );
 }
 
@@ -509,6 +512,7 @@ async fn finish_after_a_missing_nat_tells_the_user_nothing_is_left() {
         },
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -538,6 +542,7 @@ async fn a_failing_delete_fails_the_finish_so_it_is_retried() {
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -555,6 +560,7 @@ async fn a_failing_delete_fails_the_finish_so_it_is_retried() {
         },
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -702,6 +708,7 @@ async fn a_retried_finish_deletes_only_what_still_exists() {
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -712,6 +719,7 @@ async fn a_retried_finish_deletes_only_what_still_exists() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -777,6 +785,7 @@ async fn a_delivery_failure_is_said_in_the_notice_and_the_flow_logs_still_delete
         now() + chrono::Duration::minutes(5),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -816,6 +825,7 @@ async fn a_delivery_failure_is_said_in_the_notice_and_the_flow_logs_still_delete
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -839,6 +849,7 @@ async fn a_recording_that_delivered_says_so_without_a_warning() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -915,6 +926,7 @@ async fn a_retried_finish_still_tells_the_delivery_failure_it_saw() {
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -924,6 +936,7 @@ async fn a_retried_finish_still_tells_the_delivery_failure_it_saw() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -964,6 +977,7 @@ async fn a_delivery_failure_seen_during_the_recording_is_told_at_the_end() {
         now() + chrono::Duration::minutes(5),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -987,6 +1001,7 @@ async fn a_failed_recording_names_the_nat_by_its_name_tag() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -1018,6 +1033,7 @@ async fn the_state_of_an_older_recording_without_the_name_still_finishes() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),
@@ -1078,6 +1094,7 @@ async fn a_partly_refused_create_deletes_what_it_created_and_fails() {
         now(),
         &finish_settings(),
         &ec2,
+        &ec2,
         &store,
         &FakeMetrics(None),
     )
@@ -1087,6 +1104,51 @@ async fn a_partly_refused_create_deletes_what_it_created_and_fails() {
     assert!(done.lock_released);
     assert!(done.message.contains("eni-0bbb"), "{}", done.message);
     assert!(ec2.active().is_empty());
+    // The start described the NAT before it failed, but its state is lost with the failure (the
+    // Catch passes on the event and the error): the finish step looks the Name tag up again.
+    assert_eq!(
+        done.subject,
+        "NAT spike recording FAILED: prod-egress-a (FlowLogsFailed)"
+    );
+    assert!(
+        done.message
+            .contains(&format!("A recording of prod-egress-a ({NAT}) failed.")),
+        "{}",
+        done.message
+    );
+}
+
+/// A failed start whose NAT cannot be described again (refused, or gone): the notice names it
+/// by its ID and the cleanup is done all the same.
+#[tokio::test]
+async fn a_failed_start_is_told_with_the_nat_id_when_the_nat_cannot_be_described() {
+    let ec2 = FakeEc2::with_nat(nat(&["eni-0aaa"]));
+    *ec2.fail_describe.lock().unwrap() = Some(RecorderError::Aws {
+        service: "EC2",
+        operation: "DescribeNatGateways",
+        message: "UnauthorizedOperation".into(),
+    });
+    let store = FakeStore::default();
+    let mut state = fixture("alarm-math-alarm.json");
+    state["error"] = json!({"Error": "AwsRefused", "Cause": "refused"});
+    let done = finish(
+        finish_input(state),
+        now(),
+        &finish_settings(),
+        &ec2,
+        &ec2,
+        &store,
+        &FakeMetrics(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.ending, Ending::Failed);
+    assert_eq!(done.subject, format!("NAT spike recording FAILED: {NAT} (AwsRefused)"));
+    assert!(
+        done.message.contains(&format!("A recording of {NAT} failed.")),
+        "{}",
+        done.message
+    );
 }
 
 /// The same, but the immediate delete fails too: the error says so, and the failure cleanup
@@ -1117,6 +1179,7 @@ async fn a_partly_refused_create_whose_undo_fails_is_cleaned_up_by_tag() {
         finish_input(state),
         now(),
         &finish_settings(),
+        &ec2,
         &ec2,
         &store,
         &FakeMetrics(None),

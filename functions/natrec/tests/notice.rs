@@ -246,8 +246,16 @@ async fn the_sample_notice_answers_in_its_subject_and_closes_with_what_to_do() {
     for needle in [
         "--service-name com.amazonaws.us-east-1.s3 --route-table-ids <route table IDs>",
         "--service-name com.amazonaws.us-east-1.dynamodb",
-        "Name=association.subnet-id,Values=subnet-0private1 ",
-        "sam deploy --stack-name natrec --parameter-overrides Threshold=200000000",
+        "The route tables of the subnets that sent it (subnet-0private1): a subnet listed uses the route table \
+         next to it, a subnet not listed uses the VPC's main route table (the row marked main):",
+        "aws ec2 describe-route-tables --region us-east-1 --filters Name=vpc-id,Values=vpc-0example --query \
+         'RouteTables[].Associations[?contains(`[\"subnet-0private1\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, \
+         RouteTableId]' --output text\n",
+        "aws ec2 modify-vpc-endpoint --region us-east-1 --vpc-endpoint-id <endpoint ID> --add-route-table-ids",
+        // 5.2 GB in 12 minutes: 433.3 MB per 60 s on average, not the doubled 100 MB threshold.
+        "on average 433.3 MB per 60 s",
+        "sam deploy --region us-east-1 --stack-name natrec --parameter-overrides Threshold=500000000\n",
+        "sam delete --region us-east-1 --stack-name natrec)",
         &format!(
             "natflow analyze --region us-east-1 --log-group /natrec/natrec/flow-logs --start 2026-11-28T09:58:00Z \
              --end 2026-11-28T10:14:00Z --streams {NAT_ENI}\n"
@@ -277,7 +285,17 @@ async fn the_subject_still_says_undelivered_records_and_the_time_limit() {
         n.subject,
         "NAT spike on prod-egress-a: 4.8 GB, 67% Lambda thumbna... -> S3 (time limit, records NOT delivered)"
     );
-    assert!(n.message.contains("FLOW-LOG RECORDS WERE NOT DELIVERED"));
+    // Said first, before any figure of the report it makes wrong, and once.
+    assert!(
+        n.message
+            .starts_with("FLOW-LOG RECORDS WERE NOT DELIVERED: 1 of the recording's 1 flow log(s) reported"),
+        "{}",
+        n.message
+    );
+    assert_eq!(n.message.matches("FLOW-LOG RECORDS WERE NOT DELIVERED").count(), 1);
+    assert!(n
+        .message
+        .contains("does not mean the NAT was quiet.\n\nWho caused the spike on prod-egress-a"));
     assert!(n.message.contains("no new recording starts until it returns to OK"));
 }
 

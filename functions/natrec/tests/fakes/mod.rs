@@ -50,6 +50,8 @@ pub struct FakeEc2 {
     /// CreateFlowLogs: `FlowLogIds` and `Unsuccessful` in one answer).
     pub refuse_resources: Mutex<Vec<String>>,
     pub fail_delete: Mutex<Option<RecorderError>>,
+    /// The next DescribeNatGateways fails with this error.
+    pub fail_describe: Mutex<Option<RecorderError>>,
     pub deleted: Mutex<Vec<String>>,
     pub delete_calls: Mutex<Vec<Vec<String>>>,
 }
@@ -102,6 +104,9 @@ impl FakeEc2 {
 #[async_trait]
 impl NatDirectory for FakeEc2 {
     async fn describe(&self, id: &NatGatewayId) -> Result<Option<NatGateway>> {
+        if let Some(e) = self.fail_describe.lock().unwrap().take() {
+            return Err(e);
+        }
         Ok(self.nats.lock().unwrap().get(id.as_str()).cloned())
     }
 }
