@@ -175,7 +175,7 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
     The same sweep covers executions stopped by hand: their execution is no longer running.
     (moto keeps a stopped execution RUNNING while its callback waits, so that case is unit-tested.)"""
     from tests.harness.router import Fault
-    nat = recorder.create_nat()
+    nat = recorder.create_nat(name="prod-egress-a")
     arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "cleanup-denied")
     recorder.wait_parked(nat["id"])
     running = recorder.sweep()
@@ -186,7 +186,9 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
     status, d = ended(recorder, arn)
     assert status == "FAILED" and d.get("error") == "CleanupFailed"
     [notice] = recorder.notices()
-    assert "CLEANUP FAILED" in notice["subject"]
+    # The NAT is named: its ID in the subject (bounded, ASCII), its Name tag and ID in the message.
+    assert notice["subject"] == f"NAT spike recorder: CLEANUP FAILED for {nat['id']}, flow logs may still be running"
+    assert notice["message"].startswith(f"Cleaning up the recording of NAT Gateway prod-egress-a ({nat['id']}) failed")
     assert f"Values={arn}" in notice["message"], "the notice says how to find the flow logs"
     assert len(recorder.active_flow_logs()) == 1
 
@@ -203,6 +205,24 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
                            "after-sweep")
     recorder.wait_for(lambda: (recorder.lock_item(nat["id"]) or {}).get("execution", {}).get("S") == again,
                       what="new recording holds the lock")
+
+
+def test_a_failed_start_whose_cleanup_fails_too_names_the_nat_of_its_alarm(recorder):
+    """The start and then the finish are denied: the state is the alarm event, so the last-resort
+    notice takes the NAT ID from the alarm's name (<stack>-natgw-<NAT ID>)."""
+    from tests.harness.router import Fault
+    nat = recorder.create_nat()
+    for fn in ("StartRecordingFunction", "FinishRecordingFunction"):
+        recorder.emu.router.faults.append(
+            Fault(f"Invoke:{recorder.function_names[fn]}", 403, "AccessDeniedException", times=1))
+    arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "start-and-cleanup-denied")
+    status, d = ended(recorder, arn)
+    assert status == "FAILED" and d.get("error") == "CleanupFailed"
+    # (an execution the previous test left running may still tell its end here)
+    [notice] = [n for n in recorder.notices() if arn in n["message"]]
+    assert notice["subject"] == f"NAT spike recorder: CLEANUP FAILED for {nat['id']}, flow logs may still be running"
+    assert notice["message"].startswith(
+        f"Cleaning up the recording of the NAT Gateway of alarm natrec-test-natgw-{nat['id']} failed"), notice
 
 
 def test_deleting_the_stack_deletes_every_recorder_flow_log(recorder):

@@ -267,6 +267,23 @@ def test_sns_subjects_in_the_state_machine_stay_under_100_characters():
             assert len(p["Subject"]) < 100 and "\n" not in p["Subject"], p["Subject"]
         else:
             assert re.fullmatch(r"\$(\.\w+)+", p["Subject.$"]), f"a subject built in the ASL: {p['Subject.$']}"
+    # The last-resort notice's subject is built by the Pass states before it, from the NAT ID only
+    # (nat- and at most 17 hex digits: the start step parses it, the macro names alarms with it).
+    id_max = len("nat-") + 17
+    alarm_hex = ("States.ArrayGetItem(States.StringSplit($.detail.alarmName, '-'), "
+                 "States.MathAdd(States.ArrayLength(States.StringSplit($.detail.alarmName, '-')), -1))")
+    assert asl["States"]["NotifyCleanupFailed"]["Parameters"]["Subject.$"] == "$.cleanup_nat.subject"
+    builders = [s for s in asl["States"].values() if s.get("ResultPath") == "$.cleanup_nat"]
+    assert len(builders) == 4
+    for state in builders:
+        p = state["Parameters"]
+        if "subject" in p:
+            assert len(p["subject"]) < 100, p["subject"]
+            continue
+        m = re.fullmatch(r"States\.Format\('([^'{}]*)\{\}([^'{}]*)', (.*)\)", p["subject.$"])
+        assert m and m.group(3) in ("$.nat_id", alarm_hex), p["subject.$"]
+        fixed = m.group(1) + m.group(2)
+        assert fixed.isascii() and len(fixed) + id_max < 100, p["subject.$"]
 
 
 def test_alarm_sum_counts_a_missing_point_as_zero(macro):
