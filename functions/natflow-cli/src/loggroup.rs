@@ -283,7 +283,8 @@ pub fn read(
     start: i64,
     end: i64,
     progress: bool,
-) -> Result<Analyzer, CliError> {
+    server_side: bool,
+) -> Result<(Analyzer, Option<natflow::report::ServerSide>, Vec<String>), CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -312,6 +313,11 @@ pub fn read(
             let mut ids: Vec<String> = selected.iter().map(|s| interface_of(s).to_string()).collect();
             ids.extend(interfaces.iter().cloned());
             a.only_interfaces(&ids);
+        }
+        if server_side {
+            let (q, warnings) = crate::insights::read(&client, &mut a, group, region, start, end, &bar).await?;
+            bar.finish_and_clear();
+            return Ok((a, Some(q), warnings));
         }
         let (mut events, mut bytes) = (0u64, 0u64);
         // FilterLogEvents takes at most 100 stream names a request (API reference,
@@ -344,7 +350,7 @@ pub fn read(
             }
         }
         bar.finish_and_clear();
-        Ok(a)
+        Ok((a, None, vec![]))
     })
 }
 
