@@ -2,8 +2,11 @@
 records written into the flow-log group (the emulator delivers none), the report step after
 the delivery wait, the JSON report stored next to the recording."""
 import json
+import shlex
 import time
 from datetime import datetime, timezone
+
+import jmespath
 
 from tests.harness.router import Fault
 from tests.test_cli_schema import validate_report
@@ -97,7 +100,24 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     next_steps = m[m.index("What to do next:"):m.index("-" * 70)]
     assert (f"--vpc-id {nat['vpc']} --service-name com.amazonaws.us-east-1.s3 --route-table-ids <route table IDs>"
             in next_steps)
-    assert f"Name=association.subnet-id,Values={nat['subnet']} " in next_steps  # the Lambda's subnet
+    # The route-table lookup, run as the AWS CLI would (its --filters, its JMESPath --query): the
+    # Lambda's subnet has no explicit association, so its table is the VPC's main one, which a
+    # filter on association.subnet-id never returns; another subnet's explicit table is not listed.
+    ec2 = recorder.emu.client("ec2")
+    other = ec2.describe_network_interfaces(NetworkInterfaceIds=[batch["NetworkInterfaceId"]])[
+        "NetworkInterfaces"][0]["SubnetId"]
+    explicit = ec2.create_route_table(VpcId=nat["vpc"])["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=explicit, SubnetId=other)
+    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [nat["vpc"]]},
+                                              {"Name": "association.main", "Values": ["true"]}])
+    [main_id] = [t["RouteTableId"] for t in main["RouteTables"]]
+    [lookup] = [shlex.split(l) for l in next_steps.splitlines() if "aws ec2 describe-route-tables" in l]
+    assert lookup[lookup.index("--filters") + 1] == f"Name=vpc-id,Values={nat['vpc']}"
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [nat["vpc"]]}])
+    rows = jmespath.search(lookup[lookup.index("--query") + 1], tables)
+    assert rows == [["main", main_id]], rows
+    assert f"The route tables of the subnets that sent it ({nat['subnet']}):" in next_steps
+    assert "aws ec2 modify-vpc-endpoint --region us-east-1 --vpc-endpoint-id <endpoint ID> " in next_steps
     assert "Keep traffic in its Availability Zone: 1.3 MB" in next_steps
     assert "--parameter-overrides Threshold=" in next_steps and "<bytes per SamplingPeriod>" not in next_steps
     assert (f"natflow analyze --region us-east-1 --log-group {recorder.log_group} --start " in next_steps

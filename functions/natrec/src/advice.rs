@@ -276,7 +276,7 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
             "The route tables of {whose}: a subnet listed uses the route table next to it, a subnet not listed \
              uses the VPC's main route table (the row marked main):\n\
              \x20      aws ec2 describe-route-tables --region {region} --filters Name=vpc-id,Values={vpc} \
-             --query 'RouteTables[].Associations[?{only}Main].[SubnetId || `\"main\"`, RouteTableId]' --output text\n"
+             --query 'RouteTables[].Associations[] | [?{only}Main].[SubnetId || `\"main\"`, RouteTableId]' --output text\n"
         );
         let creates: Vec<String> = gateway
             .iter()
@@ -543,7 +543,7 @@ mod tests {
             what_to_do_next(&r, &steps(&rec, None)),
             "What to do next:
   1. Create a gateway VPC endpoint for S3: gateway endpoints are free and their traffic pays no NAT processing (2.0 GB to S3 cost $0.08 of NAT processing; an endpoint serves its own region, eu-west-3, only). The route tables of the subnets that sent it: a subnet listed uses the route table next to it, a subnet not listed uses the VPC's main route table (the row marked main):
-       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[?SubnetId || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
+       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[] | [?SubnetId || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
      Then, with those route table IDs:
        aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --service-name com.amazonaws.eu-west-3.s3 --route-table-ids <route table IDs>
      If the VPC has such an endpoint already (this prints its ID), add the route tables to it instead:
@@ -660,7 +660,7 @@ mod tests {
         assert!(
             first.contains(
                 "The route tables of the subnets that sent it (subnet-0private1, subnet-0private2): a subnet listed uses the route table next to it, a subnet not listed uses the VPC's main route table (the row marked main):
-       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[?contains(`[\"subnet-0private1\",\"subnet-0private2\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
+       aws ec2 describe-route-tables --region eu-west-3 --filters Name=vpc-id,Values=vpc-0example --query 'RouteTables[].Associations[] | [?contains(`[\"subnet-0private1\",\"subnet-0private2\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, RouteTableId]' --output text
 "
             ),
             "{first}"

@@ -249,7 +249,7 @@ async fn the_sample_notice_answers_in_its_subject_and_closes_with_what_to_do() {
         "The route tables of the subnets that sent it (subnet-0private1): a subnet listed uses the route table \
          next to it, a subnet not listed uses the VPC's main route table (the row marked main):",
         "aws ec2 describe-route-tables --region us-east-1 --filters Name=vpc-id,Values=vpc-0example --query \
-         'RouteTables[].Associations[?contains(`[\"subnet-0private1\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, \
+         'RouteTables[].Associations[] | [?contains(`[\"subnet-0private1\"]`, SubnetId) || Main].[SubnetId || `\"main\"`, \
          RouteTableId]' --output text\n",
         "aws ec2 modify-vpc-endpoint --region us-east-1 --vpc-endpoint-id <endpoint ID> --add-route-table-ids",
         // 5.2 GB in 12 minutes: 433.3 MB per 60 s on average, not the doubled 100 MB threshold.
