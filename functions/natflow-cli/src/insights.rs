@@ -16,14 +16,13 @@
 //!   polled once a second stay well under.
 //! - Price: $0.005 per GB scanned (us-east-1), reported with the report.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::QueryStatus;
 use aws_sdk_cloudwatchlogs::Client;
 use indicatif::ProgressBar;
-use natflow::insights::{MAX_ROWS, RECORDS, RECORDS_QUERY};
+use natflow::insights::{Plan, Verdict, Window, MAX_ROWS, RECORDS_QUERY};
 use natflow::report::ServerSide;
 use natflow::Analyzer;
 
@@ -35,31 +34,6 @@ const CONCURRENT: usize = 4;
 const POLL: Duration = Duration::from_secs(1);
 /// StartQuery refused for the concurrent-query quota: retries, 2 s doubling to 30 s.
 const START_ATTEMPTS: u32 = 10;
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: i64,
-    end: i64,
-    /// The split window this half belongs to (index into `Run::splits`).
-    parent: Option<usize>,
-}
-
-/// A full answer's window, asked again in two halves: the halves must scan what it scanned.
-struct Split {
-    window: (i64, i64),
-    scanned: u64,
-    halves_scanned: u64,
-    halves_done: u8,
-}
-
-#[derive(Default)]
-struct Run {
-    queries: u32,
-    splits: Vec<Split>,
-    records_scanned: u64,
-    bytes_scanned: u64,
-    warnings: Vec<String>,
-}
 
 fn logs_error(op: &str, group: &str, region: &str, e: impl ProvideErrorMetadata + std::fmt::Display) -> CliError {
     CliError::Aws(format!(
@@ -121,7 +95,7 @@ async fn stop_all(client: &Client, ids: impl Iterator<Item = &String>) {
 }
 
 /// Runs the report query over `[start, end]` (epoch seconds, inclusive) and feeds every group to
-/// `a`. Returns what the queries did.
+/// `a`. Returns what the queries did and what the report must say about them.
 pub async fn read(
     client: &Client,
     a: &mut Analyzer,
@@ -131,144 +105,85 @@ pub async fn read(
     end: i64,
     bar: &ProgressBar,
 ) -> Result<(ServerSide, Vec<String>), CliError> {
-    let mut run = Run::default();
-    let mut todo: VecDeque<Window> = VecDeque::from([Window {
-        start,
-        end,
-        parent: None,
-    }]);
+    let mut plan = Plan::new(start, end);
     let mut running: Vec<(Window, String)> = Vec::new();
     // Every query started: on any failure all are stopped (stopping one that ended is harmless),
     // so none goes on scanning, and costing, after natflow gave up.
     let mut started: Vec<String> = Vec::new();
     let mut rows_fed = 0usize;
-    while !todo.is_empty() || !running.is_empty() {
-        while running.len() < CONCURRENT {
-            let Some(w) = todo.pop_front() else { break };
-            let id = match start_query(client, group, region, &w).await {
-                Ok(id) => id,
-                Err(e) => {
-                    stop_all(client, started.iter()).await;
-                    return Err(e);
+    let result = async {
+        while plan.has_windows() || !running.is_empty() {
+            while running.len() < CONCURRENT {
+                let Some(w) = plan.next_window() else { break };
+                let id = start_query(client, group, region, &w).await?;
+                started.push(id.clone());
+                running.push((w, id));
+            }
+            tokio::time::sleep(POLL).await;
+            let mut still = Vec::with_capacity(running.len());
+            for (w, id) in std::mem::take(&mut running) {
+                let out = client
+                    .get_query_results()
+                    .query_id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| logs_error("GetQueryResults", group, region, e.into_service_error()))?;
+                match out.status() {
+                    Some(QueryStatus::Complete) => {}
+                    Some(QueryStatus::Scheduled | QueryStatus::Running) => {
+                        still.push((w, id));
+                        continue;
+                    }
+                    other => {
+                        return Err(CliError::Aws(format!(
+                            "the Logs Insights query of {group} for {}..{} ended {} (query {id}); run again, or \
+                             without --server-side to read the records",
+                            w.start,
+                            w.end,
+                            other.map_or("without a status", |s| s.as_str())
+                        )))
+                    }
                 }
-            };
-            started.push(id.clone());
-            run.queries += 1;
-            running.push((w, id));
+                let stats = out.statistics();
+                let scanned = stats.map_or(0.0, |s| s.records_scanned()) as u64;
+                let bytes = stats.map_or(0.0, |s| s.bytes_scanned()) as u64;
+                match plan.answered(w, out.results().len(), scanned, bytes) {
+                    Verdict::Split => {}
+                    Verdict::TooDense(why) => {
+                        return Err(CliError::Aws(format!(
+                            "{group}: {why}; read the records without --server-side"
+                        )))
+                    }
+                    Verdict::Count => {
+                        let rows: Vec<Vec<(String, String)>> = out
+                            .results()
+                            .iter()
+                            .map(|row| {
+                                row.iter()
+                                    .filter_map(|f| Some((f.field()?.to_string(), f.value()?.to_string())))
+                                    .filter(|(f, _)| f != "@ptr")
+                                    .collect()
+                            })
+                            .collect();
+                        rows_fed += rows.len();
+                        a.feed_answer(rows.iter().map(Vec::as_slice), scanned, bytes);
+                    }
+                }
+            }
+            running = still;
+            bar.set_message(format!(
+                "Logs Insights on {group}: {} queries, {} running, {rows_fed} groups counted",
+                plan.server_side().queries,
+                running.len()
+            ));
+            bar.tick();
         }
-        tokio::time::sleep(POLL).await;
-        let mut still = Vec::with_capacity(running.len());
-        for (w, id) in std::mem::take(&mut running) {
-            let out = match client.get_query_results().query_id(&id).send().await {
-                Ok(out) => out,
-                Err(e) => {
-                    let err = logs_error("GetQueryResults", group, region, e.into_service_error());
-                    stop_all(client, started.iter()).await;
-                    return Err(err);
-                }
-            };
-            match out.status() {
-                Some(QueryStatus::Complete) => {}
-                Some(QueryStatus::Scheduled | QueryStatus::Running) => {
-                    still.push((w, id));
-                    continue;
-                }
-                other => {
-                    stop_all(client, started.iter()).await;
-                    return Err(CliError::Aws(format!(
-                        "the Logs Insights query of {group} for {}..{} ended {} (query {id}); run again, or without \
-                         --server-side to read the records",
-                        w.start,
-                        w.end,
-                        other.map_or("without a status", |s| s.as_str())
-                    )));
-                }
-            }
-            let stats = out.statistics();
-            let scanned = stats.map_or(0.0, |s| s.records_scanned()) as u64;
-            let bytes = stats.map_or(0.0, |s| s.bytes_scanned()) as u64;
-            if let Some(p) = w.parent {
-                let s = &mut run.splits[p];
-                s.halves_scanned += scanned;
-                s.halves_done += 1;
-                if s.halves_done == 2 && s.halves_scanned != s.scanned {
-                    run.warnings.push(format!(
-                        "Logs Insights scanned {} records in the window {}..{} but {} in its two halves: the figures \
-                         may be off by the difference (records at the boundary second)",
-                        s.scanned, s.window.0, s.window.1, s.halves_scanned
-                    ));
-                }
-            }
-            let rows = out.results();
-            if rows.len() >= MAX_ROWS {
-                // A full answer may be missing groups: ask again in halves.
-                if w.end <= w.start {
-                    stop_all(client, started.iter()).await;
-                    return Err(CliError::Aws(format!(
-                        "more than {MAX_ROWS} groups of records in the one second {} of {group}: too many for \
-                         --server-side; read the records without it",
-                        w.start
-                    )));
-                }
-                run.splits.push(Split {
-                    window: (w.start, w.end),
-                    scanned,
-                    halves_scanned: 0,
-                    halves_done: 0,
-                });
-                let p = Some(run.splits.len() - 1);
-                let mid = w.start + (w.end - w.start) / 2;
-                todo.push_back(Window {
-                    start: w.start,
-                    end: mid,
-                    parent: p,
-                });
-                todo.push_back(Window {
-                    start: mid + 1,
-                    end: w.end,
-                    parent: p,
-                });
-                run.bytes_scanned += bytes;
-                continue;
-            }
-            let mut grouped = 0u64;
-            for row in rows {
-                let row: Vec<(String, String)> = row
-                    .iter()
-                    .filter_map(|f| Some((f.field()?.to_string(), f.value()?.to_string())))
-                    .filter(|(f, _)| f != "@ptr")
-                    .collect();
-                grouped += row
-                    .iter()
-                    .find(|(f, _)| f == RECORDS)
-                    .and_then(|(_, v)| v.parse::<f64>().ok())
-                    .unwrap_or(0.0) as u64;
-                a.feed_group(&row);
-            }
-            rows_fed += rows.len();
-            // Events the pattern did not match form no group (or an empty one, fed as malformed).
-            let unmatched = scanned.saturating_sub(grouped);
-            if unmatched > 0 {
-                a.add_malformed(unmatched);
-            }
-            run.records_scanned += scanned;
-            run.bytes_scanned += bytes;
-            a.add_bytes_read(bytes);
-        }
-        running = still;
-        bar.set_message(format!(
-            "Logs Insights on {group}: {} queries, {} running, {rows_fed} groups counted",
-            run.queries,
-            running.len()
-        ));
-        bar.tick();
+        Ok(())
     }
-    let server_side = ServerSide {
-        queries: run.queries,
-        split: run.splits.len() as u32,
-        records_scanned: run.records_scanned,
-        bytes_scanned: run.bytes_scanned,
-        cost_usd: 0.0, // priced by the report
-    };
-    Ok((server_side, run.warnings))
+    .await;
+    if let Err(e) = result {
+        stop_all(client, started.iter()).await;
+        return Err(e);
+    }
+    Ok((plan.server_side(), plan.warnings().to_vec()))
 }

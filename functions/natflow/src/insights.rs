@@ -10,8 +10,11 @@
 //! (parse with a glob, `stats` with `sum`, `count`, `min`, `max` and `by`); results: Logs API
 //! reference, GetQueryResults (rows of `{field, value}`, at most 10,000 rows per query).
 
+use serde::{Deserialize, Serialize};
+
 use crate::analyze::Analyzer;
 use crate::format::RECORDER_FIELDS;
+use crate::report::ServerSide;
 
 /// The report's query, compiled in from `queries/`.
 pub const RECORDS_QUERY: &str = include_str!("../../../queries/report-records.query");
@@ -105,6 +108,166 @@ impl Analyzer {
     }
 }
 
+/// A window of the log group to query: epoch seconds, both ends inclusive (StartQuery's
+/// `startTime` and `endTime`: "The range is inclusive").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+    /// The split window this is a half of (an index into the plan's splits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+}
+
+/// A full answer's window, asked again in two halves: the halves must scan what it scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Split {
+    start: i64,
+    end: i64,
+    scanned: u64,
+    halves_scanned: u64,
+    halves_done: u8,
+}
+
+/// What to do with a complete answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Count its rows ([`Analyzer::feed_answer`]).
+    Count,
+    /// It was full: ignore its rows; its two halves are queued.
+    Split,
+    /// Full, and its window is one second: it cannot be split (the message says so).
+    TooDense(String),
+}
+
+/// Which windows to query, sans I/O: the caller starts a query for each window it is given,
+/// reports each complete answer, and counts the rows the plan says to count. Serializable, so
+/// that a caller may carry it across invocations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    todo: std::collections::VecDeque<Window>,
+    splits: Vec<Split>,
+    queries: u32,
+    records_scanned: u64,
+    bytes_scanned: u64,
+    warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The report query over `[start, end]` (epoch seconds, inclusive).
+    pub fn new(start: i64, end: i64) -> Self {
+        Self {
+            todo: [Window {
+                start,
+                end,
+                parent: None,
+            }]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    /// The next window to query, if any is waiting.
+    pub fn next_window(&mut self) -> Option<Window> {
+        let w = self.todo.pop_front()?;
+        self.queries += 1;
+        Some(w)
+    }
+
+    /// A window whose query could not be started yet (e.g. the concurrent-query quota): it goes
+    /// back to the front of the queue.
+    pub fn not_started(&mut self, w: Window) {
+        self.queries -= 1;
+        self.todo.push_front(w);
+    }
+
+    /// Whether windows are waiting to be queried.
+    pub fn has_windows(&self) -> bool {
+        !self.todo.is_empty()
+    }
+
+    /// A complete answer for window `w`: `rows` result rows, `scanned` records and `bytes` scanned
+    /// (GetQueryResults `statistics`).
+    pub fn answered(&mut self, w: Window, rows: usize, scanned: u64, bytes: u64) -> Verdict {
+        self.bytes_scanned += bytes;
+        if let Some(p) = w.parent {
+            let s = &mut self.splits[p];
+            s.halves_scanned += scanned;
+            s.halves_done += 1;
+            if s.halves_done == 2 && s.halves_scanned != s.scanned {
+                self.warnings.push(format!(
+                    "Logs Insights scanned {} records in the window {}..{} but {} in its two halves: the figures \
+                     may be off by the difference (records at the boundary second)",
+                    s.scanned, s.start, s.end, s.halves_scanned
+                ));
+            }
+        }
+        if rows < MAX_ROWS {
+            self.records_scanned += scanned;
+            return Verdict::Count;
+        }
+        if w.end <= w.start {
+            return Verdict::TooDense(format!(
+                "more than {MAX_ROWS} groups of records in the one second {}: too many to count server-side",
+                w.start
+            ));
+        }
+        self.splits.push(Split {
+            start: w.start,
+            end: w.end,
+            scanned,
+            halves_scanned: 0,
+            halves_done: 0,
+        });
+        let parent = Some(self.splits.len() - 1);
+        let mid = w.start + (w.end - w.start) / 2;
+        self.todo.push_back(Window {
+            start: w.start,
+            end: mid,
+            parent,
+        });
+        self.todo.push_back(Window {
+            start: mid + 1,
+            end: w.end,
+            parent,
+        });
+        Verdict::Split
+    }
+
+    /// What the queries did (the report prices it).
+    pub fn server_side(&self) -> ServerSide {
+        ServerSide {
+            queries: self.queries,
+            split: self.splits.len() as u32,
+            records_scanned: self.records_scanned,
+            bytes_scanned: self.bytes_scanned,
+            cost_usd: 0.0,
+        }
+    }
+
+    /// What the report must say about the queries (halves that did not add up).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+impl Analyzer {
+    /// Counts a complete answer the plan said to count: its rows, and the records it scanned
+    /// that form no group (lines the pattern did not match) as malformed.
+    pub fn feed_answer<'r>(&mut self, rows: impl IntoIterator<Item = &'r Row>, scanned: u64, bytes: u64) {
+        let mut grouped = 0u64;
+        for row in rows {
+            grouped += number(value(row, RECORDS)).unwrap_or(0);
+            self.feed_group(row);
+        }
+        let unmatched = scanned.saturating_sub(grouped);
+        if unmatched > 0 {
+            self.add_malformed(unmatched);
+        }
+        self.add_bytes_read(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +329,41 @@ mod tests {
         assert_eq!((c.upload, c.download, c.packets, c.records), (1_500_000, 0, 1000, 3));
         assert_eq!(k.remote.to_string(), "52.216.8.9");
         assert_eq!(a.window(), Some((1795950000, 1795950060)));
+    }
+
+    #[test]
+    fn the_plan_splits_full_answers_and_checks_the_halves() {
+        let mut p = Plan::new(0, 99);
+        let whole = p.next_window().unwrap();
+        assert!(p.next_window().is_none());
+        assert_eq!(p.answered(whole, MAX_ROWS, 300, 3000), Verdict::Split);
+        let (a, b) = (p.next_window().unwrap(), p.next_window().unwrap());
+        assert_eq!((a.start, a.end, b.start, b.end), (0, 49, 50, 99));
+        // Refused by the quota: back to the front, not counted as a query.
+        p.not_started(b);
+        let b = p.next_window().unwrap();
+        assert_eq!(p.answered(a, 10, 100, 1000), Verdict::Count);
+        assert_eq!(p.answered(b, 20, 150, 1500), Verdict::Count);
+        let q = p.server_side();
+        assert_eq!(
+            (q.queries, q.split, q.records_scanned, q.bytes_scanned),
+            (3, 1, 250, 5500)
+        );
+        assert_eq!(p.warnings().len(), 1);
+        assert!(
+            p.warnings()[0].contains("scanned 300 records in the window 0..99 but 250"),
+            "{:?}",
+            p.warnings()
+        );
+        // A full one-second window cannot be split.
+        let mut p = Plan::new(7, 7);
+        let w = p.next_window().unwrap();
+        assert!(matches!(p.answered(w, MAX_ROWS, 1, 1), Verdict::TooDense(m) if m.contains("one second 7")));
+        // The plan survives a trip through JSON (a caller may carry it across invocations).
+        let mut p = Plan::new(0, 9);
+        let w = p.next_window().unwrap();
+        p.answered(w, MAX_ROWS, 5, 5);
+        let back: Plan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 }
