@@ -189,7 +189,9 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
     # The NAT is named: its ID in the subject (bounded, ASCII), its Name tag and ID in the message.
     assert notice["subject"] == f"NAT spike recorder: CLEANUP FAILED for {nat['id']}, flow logs may still be running"
     assert notice["message"].startswith(f"Cleaning up the recording of NAT Gateway prod-egress-a ({nat['id']}) failed")
-    assert f"Values={arn}" in notice["message"], "the notice says how to find the flow logs"
+    assert (f"aws ec2 describe-flow-logs --region us-east-1 --filter Name=tag:natrec:execution,Values={arn} "
+            in notice["message"]), "the notice says how to find the flow logs"
+    assert "aws ec2 delete-flow-logs --region us-east-1 --flow-log-ids <ids>" in notice["message"]
     assert len(recorder.active_flow_logs()) == 1
 
     report = recorder.sweep()
