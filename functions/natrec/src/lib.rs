@@ -8,6 +8,7 @@ pub mod advice;
 pub mod env;
 pub mod error;
 pub mod event;
+pub mod insights;
 pub mod nat;
 pub mod notice;
 pub mod pacing;

@@ -250,3 +250,33 @@ pub trait FlowRecords: Send + Sync {
         time_limit: std::time::Duration,
     ) -> Result<RecordPage>;
 }
+
+/// A Logs Insights query as GetQueryResults reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryState {
+    /// Scheduled or Running.
+    Running,
+    /// Complete: the result rows (`(field, value)` pairs, `@ptr` left out) and what it scanned.
+    Complete {
+        rows: Vec<Vec<(String, String)>>,
+        records_scanned: u64,
+        bytes_scanned: u64,
+    },
+    /// Failed, Cancelled, Timeout (or a status this code does not know): the status.
+    Ended(String),
+}
+
+/// CloudWatch Logs Insights on the flow-log group: StartQuery, GetQueryResults, StopQuery
+/// (CloudWatch Logs API reference; quotas: StartQuery and GetQueryResults 10 requests per second
+/// per account and Region, concurrent queries per account limited, 60-minute query timeout,
+/// results kept 7 days).
+#[async_trait]
+pub trait LogQueries: Send + Sync {
+    /// Starts `query` over `[start_s, end_s]` (epoch seconds, both inclusive) returning at most
+    /// `limit` rows. `Ok(None)`: the account's concurrent queries are at their quota
+    /// (`LimitExceededException`): start it later.
+    async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>>;
+    async fn results(&self, query_id: &str) -> Result<QueryState>;
+    /// Stops a query; one that already ended is not an error.
+    async fn stop(&self, query_id: &str) -> Result<()>;
+}

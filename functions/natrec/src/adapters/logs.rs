@@ -5,7 +5,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
 use crate::error::{service_code, RecorderError, Result};
-use crate::ports::{Archive, FlowRecords, LogRecord, RecordPage, RecordQuery};
+use crate::ports::{Archive, FlowRecords, LogQueries, LogRecord, QueryState, RecordPage, RecordQuery};
 
 /// PutLogEvents limits: 10,000 events and 1,048,576 bytes (with 26 bytes per event) a batch.
 const BATCH_EVENTS: usize = 9_000;
@@ -165,5 +165,81 @@ impl FlowRecords for LogGroup {
                 .collect(),
             next_token: page.next_token().map(str::to_string),
         })
+    }
+}
+
+/// Logs Insights on the log group (CloudWatch Logs API reference: StartQuery, GetQueryResults,
+/// StopQuery). `startTime`/`endTime` are epoch seconds, inclusive; `limit` at most 10,000.
+#[async_trait]
+impl LogQueries for LogGroup {
+    async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
+        let sent = self
+            .client
+            .start_query()
+            .log_group_name(&self.name)
+            .start_time(start_s)
+            .end_time(end_s)
+            .query_string(query)
+            .limit(limit as i32)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(out.query_id().map(str::to_string).or_else(|| {
+                tracing::warn!("StartQuery answered without a query ID");
+                None
+            })),
+            // StartQuery, Errors: "LimitExceededException: You have reached the maximum number of
+            // resources that can be created" (the concurrent-query quota): start it later.
+            Err(e) if service_code(&e) == Some("LimitExceededException") => Ok(None),
+            Err(e) => Err(RecorderError::from_sdk("CloudWatch Logs", "StartQuery", &e)),
+        }
+    }
+
+    async fn results(&self, query_id: &str) -> Result<QueryState> {
+        use aws_sdk_cloudwatchlogs::types::QueryStatus;
+        let out = self
+            .client
+            .get_query_results()
+            .query_id(query_id)
+            .send()
+            .await
+            .map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "GetQueryResults", &e))?;
+        Ok(match out.status() {
+            Some(QueryStatus::Complete) => {
+                let stats = out.statistics();
+                QueryState::Complete {
+                    rows: out
+                        .results()
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .filter_map(|f| Some((f.field()?.to_string(), f.value()?.to_string())))
+                                .filter(|(f, _)| f != "@ptr")
+                                .collect()
+                        })
+                        .collect(),
+                    records_scanned: stats.map_or(0.0, |s| s.records_scanned()) as u64,
+                    bytes_scanned: stats.map_or(0.0, |s| s.bytes_scanned()) as u64,
+                }
+            }
+            Some(QueryStatus::Scheduled | QueryStatus::Running) => QueryState::Running,
+            other => QueryState::Ended(other.map_or("without a status", |s| s.as_str()).to_string()),
+        })
+    }
+
+    async fn stop(&self, query_id: &str) -> Result<()> {
+        match self.client.stop_query().query_id(query_id).send().await {
+            Ok(_) => Ok(()),
+            // A query that already ended cannot be stopped: nothing is left running.
+            Err(e)
+                if matches!(
+                    service_code(&e),
+                    Some("InvalidParameterException" | "ResourceNotFoundException")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(RecorderError::from_sdk("CloudWatch Logs", "StopQuery", &e)),
+        }
     }
 }

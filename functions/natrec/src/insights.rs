@@ -1,0 +1,191 @@
+//! The report's server-side path: CloudWatch Logs Insights groups the recording's records
+//! (natflow::insights: the query, the window plan, the counting), driven here through the
+//! [`LogQueries`] port within a time budget. A run that cannot finish in one invocation returns
+//! its progress (the plan, the running and the answered query IDs: small, whatever the size of the
+//! recording) for the next invocation to carry on; result rows are fetched again at the end
+//! (GetQueryResults keeps them 7 days), so no row travels through the state machine.
+
+use std::time::Duration;
+
+use natflow::insights::{Plan, Verdict, Window, MAX_ROWS, RECORDS_QUERY};
+use natflow::report::ServerSide;
+use natflow::Analyzer;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::error::Result;
+use crate::pacing::Clock;
+use crate::ports::{LogQueries, QueryState};
+
+/// Queries of one report in flight at once: the account's concurrent-query quota (30 in the API
+/// reference, up to 100 on newer accounts) is shared by every recording and every user, so 20
+/// NATs reporting at once stay within it, and a refusal only delays (`LimitExceededException`).
+pub const CONCURRENT: usize = 2;
+/// Between two polls: 2 queries polled every 2 s is 1 request per second of the account's 10.
+pub const POLL: Duration = Duration::from_secs(2);
+/// Consecutive transient failures of GetQueryResults for one query before the run gives up.
+const MAX_POLL_FAILURES: u32 = 8;
+
+/// A query that answered and whose rows count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answered {
+    pub window: Window,
+    pub query_id: String,
+    pub records_scanned: u64,
+    pub bytes_scanned: u64,
+}
+
+/// Where a server-side run stands between invocations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub plan: Plan,
+    pub running: Vec<(Window, String)>,
+    pub answered: Vec<Answered>,
+}
+
+impl Progress {
+    pub fn new(start_s: i64, end_s: i64) -> Self {
+        Self {
+            plan: Plan::new(start_s, end_s),
+            ..Default::default()
+        }
+    }
+
+    /// Every query of the run (to stop them when it is abandoned).
+    pub fn query_ids(&self) -> impl Iterator<Item = &str> {
+        self.running.iter().map(|(_, id)| id.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every group was counted into the analyzer.
+    Done {
+        server_side: ServerSide,
+        warnings: Vec<String>,
+    },
+    /// Not finished before `stop_ms`: carry on with this.
+    Pending(Progress),
+    /// A query failed, timed out or was cancelled, or the records are too dense to count
+    /// server-side: every running query was stopped; the caller reads the records instead.
+    Failed(String),
+}
+
+async fn stop_all(queries: &impl LogQueries, ids: impl Iterator<Item = &str>) {
+    for id in ids {
+        if let Err(e) = queries.stop(id).await {
+            warn!(error = %e, query = id, "StopQuery failed; the query ends by itself within 60 minutes");
+        }
+    }
+}
+
+/// Carries a run on until it is done, fails, or `stop_ms` (epoch ms) comes.
+pub async fn advance(
+    queries: &impl LogQueries,
+    clock: &impl Clock,
+    mut p: Progress,
+    stop_ms: i64,
+    analyzer: &mut Analyzer,
+) -> Result<Outcome> {
+    let mut failures: std::collections::HashMap<String, u32> = Default::default();
+    let mut rows_here: std::collections::HashMap<String, Vec<Vec<(String, String)>>> = Default::default();
+    loop {
+        while p.running.len() < CONCURRENT {
+            let Some(w) = p.plan.next_window() else { break };
+            match queries.start(RECORDS_QUERY, w.start, w.end, MAX_ROWS).await {
+                Ok(Some(id)) => p.running.push((w, id)),
+                Ok(None) => {
+                    // The account's concurrent queries are at their quota: wait, never fail.
+                    p.plan.not_started(w);
+                    break;
+                }
+                Err(e) if e.is_transient() => {
+                    p.plan.not_started(w);
+                    break;
+                }
+                Err(e) => {
+                    stop_all(queries, p.query_ids()).await;
+                    return Ok(Outcome::Failed(format!("StartQuery was refused: {e}")));
+                }
+            }
+        }
+        if p.running.is_empty() && !p.plan.has_windows() {
+            break;
+        }
+        if clock.now_ms() + POLL.as_millis() as i64 >= stop_ms {
+            info!(
+                running = p.running.len(),
+                "Logs Insights queries still running: carrying on later"
+            );
+            return Ok(Outcome::Pending(p));
+        }
+        clock.sleep(POLL).await;
+        let mut still = Vec::with_capacity(p.running.len());
+        for (w, id) in std::mem::take(&mut p.running) {
+            match queries.results(&id).await {
+                Ok(QueryState::Running) => still.push((w, id)),
+                Err(e) if e.is_transient() => {
+                    let n = failures.entry(id.clone()).or_default();
+                    *n += 1;
+                    if *n >= MAX_POLL_FAILURES {
+                        stop_all(queries, still.iter().map(|(_, i)| i.as_str()).chain([id.as_str()])).await;
+                        return Ok(Outcome::Failed(format!("GetQueryResults kept failing: {e}")));
+                    }
+                    still.push((w, id));
+                }
+                Err(e) => {
+                    stop_all(queries, still.iter().map(|(_, i)| i.as_str()).chain([id.as_str()])).await;
+                    return Ok(Outcome::Failed(format!("GetQueryResults was refused: {e}")));
+                }
+                Ok(QueryState::Ended(status)) => {
+                    stop_all(queries, still.iter().map(|(_, i)| i.as_str())).await;
+                    return Ok(Outcome::Failed(format!(
+                        "the Logs Insights query for {}..{} ended {status}",
+                        w.start, w.end
+                    )));
+                }
+                Ok(QueryState::Complete {
+                    rows,
+                    records_scanned,
+                    bytes_scanned,
+                }) => match p.plan.answered(w, rows.len(), records_scanned, bytes_scanned) {
+                    Verdict::Split => {}
+                    Verdict::TooDense(why) => {
+                        stop_all(queries, still.iter().map(|(_, i)| i.as_str())).await;
+                        return Ok(Outcome::Failed(why));
+                    }
+                    Verdict::Count => {
+                        rows_here.insert(id.clone(), rows);
+                        p.answered.push(Answered {
+                            window: w,
+                            query_id: id,
+                            records_scanned,
+                            bytes_scanned,
+                        });
+                    }
+                },
+            }
+        }
+        p.running = still;
+    }
+    // Every answer is in: count them (rows of earlier invocations are fetched again).
+    for a in &p.answered {
+        let rows = match rows_here.remove(&a.query_id) {
+            Some(rows) => rows,
+            None => match queries.results(&a.query_id).await? {
+                QueryState::Complete { rows, .. } => rows,
+                other => {
+                    return Ok(Outcome::Failed(format!(
+                        "the answer of query {} could not be read again ({other:?})",
+                        a.query_id
+                    )))
+                }
+            },
+        };
+        analyzer.feed_answer(rows.iter().map(Vec::as_slice), a.records_scanned, a.bytes_scanned);
+    }
+    Ok(Outcome::Done {
+        server_side: p.plan.server_side(),
+        warnings: p.plan.warnings().to_vec(),
+    })
+}

@@ -1,0 +1,286 @@
+//! The report's server-side path (natrec::insights) against a fake Logs Insights that behaves as
+//! the CloudWatch Logs API reference documents it: StartQuery refused with
+//! `LimitExceededException` while the account's concurrent queries are at their quota (30 in the
+//! API reference); a query is Scheduled/Running for a while, then Complete with at most 10,000
+//! rows and its statistics, or Failed/Cancelled/Timeout; GetQueryResults answers again for a
+//! complete query (results are kept 7 days); StopQuery ends a running query.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use natflow::insights::MAX_ROWS;
+use natflow::{Analyzer, Format};
+use natrec::insights::{advance, Outcome, Progress, CONCURRENT};
+use natrec::pacing::Clock;
+use natrec::ports::{LogQueries, QueryState};
+use natrec::Result;
+
+struct FakeClock(Mutex<i64>);
+
+#[async_trait]
+impl Clock for FakeClock {
+    fn now_ms(&self) -> i64 {
+        *self.0.lock().unwrap()
+    }
+    async fn sleep(&self, d: Duration) {
+        *self.0.lock().unwrap() += d.as_millis() as i64;
+        tokio::task::yield_now().await;
+    }
+    fn random(&self) -> f64 {
+        0.5
+    }
+}
+
+/// An upload of `bytes` through eni-0aaa from host `h`, `records` records.
+fn row(h: u32, bytes: u64, records: u64) -> Vec<(String, String)> {
+    [
+        ("interface_id", "eni-0aaa".to_string()),
+        ("srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("dstaddr", "10.0.0.9".into()),
+        ("action", "ACCEPT".into()),
+        ("log_status", "OK".into()),
+        ("pkt_srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("pkt_dstaddr", "203.0.113.7".into()),
+        ("sum_bytes", bytes.to_string()),
+        ("sum_packets", "1".into()),
+        ("records", records.to_string()),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect()
+}
+
+/// What the fake answers for a window: its rows and records scanned.
+type Answer = dyn Fn(i64, i64) -> (Vec<Vec<(String, String)>>, u64) + Send + Sync;
+
+struct Query {
+    window: (i64, i64),
+    polls_left: u32,
+    ended: Option<String>,
+    stopped: bool,
+}
+
+struct FakeInsights {
+    answer: Box<Answer>,
+    quota: usize,
+    /// Polls a query stays Running.
+    polls: u32,
+    /// Queries of these windows end with this status.
+    fail: BTreeMap<(i64, i64), String>,
+    queries: Mutex<Vec<Query>>,
+    refused: Mutex<u32>,
+    most_running: Mutex<usize>,
+    results_calls: Mutex<BTreeMap<String, u32>>,
+}
+
+impl FakeInsights {
+    fn new(answer: Box<Answer>) -> Self {
+        Self {
+            answer,
+            quota: 30,
+            polls: 2,
+            fail: BTreeMap::new(),
+            queries: Mutex::new(vec![]),
+            refused: Mutex::new(0),
+            most_running: Mutex::new(0),
+            results_calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+    fn running(q: &[Query]) -> usize {
+        q.iter()
+            .filter(|q| q.polls_left > 0 && !q.stopped && q.ended.is_none())
+            .count()
+    }
+}
+
+#[async_trait]
+impl LogQueries for FakeInsights {
+    async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
+        assert!(query.contains("stats sum(bytes)") && limit == MAX_ROWS);
+        let mut qs = self.queries.lock().unwrap();
+        if Self::running(&qs) >= self.quota {
+            *self.refused.lock().unwrap() += 1;
+            return Ok(None);
+        }
+        qs.push(Query {
+            window: (start_s, end_s),
+            polls_left: self.polls,
+            ended: self.fail.get(&(start_s, end_s)).cloned(),
+            stopped: false,
+        });
+        let n = Self::running(&qs);
+        let mut most = self.most_running.lock().unwrap();
+        *most = (*most).max(n);
+        Ok(Some(format!("q{}", qs.len() - 1)))
+    }
+    async fn results(&self, id: &str) -> Result<QueryState> {
+        *self.results_calls.lock().unwrap().entry(id.to_string()).or_default() += 1;
+        let i: usize = id[1..].parse().unwrap();
+        let mut qs = self.queries.lock().unwrap();
+        let q = &mut qs[i];
+        if q.stopped {
+            return Ok(QueryState::Ended("Cancelled".into()));
+        }
+        if q.polls_left > 0 {
+            q.polls_left -= 1;
+            return Ok(QueryState::Running);
+        }
+        if let Some(status) = &q.ended {
+            return Ok(QueryState::Ended(status.clone()));
+        }
+        let (mut rows, scanned) = (self.answer)(q.window.0, q.window.1);
+        rows.truncate(MAX_ROWS);
+        Ok(QueryState::Complete {
+            rows,
+            records_scanned: scanned,
+            bytes_scanned: scanned * 200,
+        })
+    }
+    async fn stop(&self, id: &str) -> Result<()> {
+        let i: usize = id[1..].parse().unwrap();
+        self.queries.lock().unwrap()[i].stopped = true;
+        Ok(())
+    }
+}
+
+/// The window 0..99 holds 12,000 groups (too many for one answer); each half holds 6,000.
+fn dense(s: i64, e: i64) -> (Vec<Vec<(String, String)>>, u64) {
+    let hosts: Vec<u32> = match (s, e) {
+        (0, 99) => (0..12_000).collect(),
+        (0, 49) => (0..6_000).collect(),
+        (50, 99) => (6_000..12_000).collect(),
+        other => panic!("unexpected window {other:?}"),
+    };
+    let rows: Vec<_> = hosts.iter().map(|h| row(*h, 100, 2)).collect();
+    let scanned = rows.len() as u64 * 2;
+    (rows, scanned)
+}
+
+fn analyzer() -> Analyzer {
+    Analyzer::new(Format::recorder(), &[]).unwrap()
+}
+
+#[tokio::test]
+async fn a_full_answer_is_split_and_only_the_halves_are_counted() {
+    let fake = FakeInsights::new(Box::new(dense));
+    let clock = FakeClock(Mutex::new(0));
+    let mut a = analyzer();
+    let out = advance(&fake, &clock, Progress::new(0, 99), 600_000, &mut a)
+        .await
+        .unwrap();
+    let Outcome::Done { server_side, warnings } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((server_side.queries, server_side.split), (3, 1));
+    assert_eq!(server_side.records_scanned, 24_000);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(a.stats().counted, 24_000);
+    assert_eq!(a.flows().map(|(_, c)| c.bytes()).sum::<u64>(), 1_200_000);
+    assert!(*fake.most_running.lock().unwrap() <= CONCURRENT);
+}
+
+/// Out of time: the run hands its progress on (small, JSON) and the next invocation finishes it,
+/// reading again the answers the first one saw.
+#[tokio::test]
+async fn a_run_that_does_not_finish_in_time_carries_on_in_the_next_invocation() {
+    let mut fake = FakeInsights::new(Box::new(dense));
+    fake.polls = 3;
+    let clock = FakeClock(Mutex::new(0));
+    let mut first = analyzer();
+    let out = advance(&fake, &clock, Progress::new(0, 99), 13_000, &mut first)
+        .await
+        .unwrap();
+    let Outcome::Pending(p) = out else { panic!("{out:?}") };
+    let json = serde_json::to_string(&p).unwrap();
+    assert!(json.len() < 2_000, "{json}");
+    assert_eq!(first.stats().lines, 0, "nothing is counted before the end");
+    let p: Progress = serde_json::from_str(&json).unwrap();
+    let mut second = analyzer();
+    let out = advance(&fake, &clock, p, 600_000, &mut second).await.unwrap();
+    assert!(matches!(out, Outcome::Done { .. }), "{out:?}");
+    assert_eq!(second.stats().counted, 24_000);
+}
+
+/// Twenty recordings report at once with the account's quota of 30 concurrent queries: some
+/// starts are refused and wait; none fails.
+#[tokio::test]
+async fn twenty_reports_at_once_queue_within_the_concurrent_query_quota() {
+    let mut fake = FakeInsights::new(Box::new(dense));
+    fake.quota = 30;
+    let fake = Arc::new(fake);
+    let runs = (0..20).map(|_| {
+        let fake = fake.clone();
+        async move {
+            let clock = FakeClock(Mutex::new(0));
+            let mut a = analyzer();
+            let out = advance(&*fake, &clock, Progress::new(0, 99), 3_600_000, &mut a)
+                .await
+                .unwrap();
+            (out, a.stats().counted)
+        }
+    });
+    let results = futures_join(runs.collect()).await;
+    for (out, counted) in results {
+        assert!(matches!(out, Outcome::Done { .. }), "{out:?}");
+        assert_eq!(counted, 24_000);
+    }
+    assert!(*fake.most_running.lock().unwrap() <= 30);
+    assert!(
+        *fake.refused.lock().unwrap() > 0,
+        "the quota was reached and waited out"
+    );
+}
+
+async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    // Polled together on one thread: interleaved at every await, as concurrent invocations are.
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut done: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        done[i] = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(done.into_iter().map(Option::unwrap));
+    out
+}
+
+/// A query that fails ends the run as Failed (the report reads the records instead), and the
+/// other running query is stopped.
+#[tokio::test]
+async fn a_failed_query_stops_the_others_and_says_why() {
+    let mut fake = FakeInsights::new(Box::new(dense));
+    fake.fail.insert((0, 49), "Timeout".into());
+    let clock = FakeClock(Mutex::new(0));
+    let mut a = analyzer();
+    let out = advance(&fake, &clock, Progress::new(0, 99), 600_000, &mut a)
+        .await
+        .unwrap();
+    let Outcome::Failed(why) = out else { panic!("{out:?}") };
+    assert!(why.contains("0..49 ended Timeout"), "{why}");
+    let qs = fake.queries.lock().unwrap();
+    let other = qs.iter().find(|q| q.window == (50, 99)).unwrap();
+    assert!(
+        other.stopped || other.polls_left == 0,
+        "the other half is not left running"
+    );
+    assert_eq!(a.stats().lines, 0);
+}
