@@ -159,7 +159,7 @@ fn threshold_step(report: &Report, f: &NextSteps<'_>) -> String {
             let average = (total as f64 / periods).ceil() as u64;
             let proposed = readable_above(average.max(t.bytes));
             let (versus, step) = if average > t.bytes {
-                ("the periods that set off the alarm were higher", "")
+                ("its busiest periods may have been higher", "")
             } else {
                 (
                     "less than the threshold: the alarm fired on periods above it",
@@ -584,7 +584,7 @@ mod tests {
             what_to_do_next(&r, &steps(&rec, Some(threshold))),
             "What to do next:
   1. Keep traffic in its Availability Zone: 1.3 GB ($0.02) crossed zones to reach the NAT (use1-az2 -> NAT in use1-az1). Route each zone's private subnets to a NAT Gateway in the same zone; a NAT Gateway is billed by the hour too, so this pays when such traffic is regular.
-  2. If this spike was expected, raise the alarm's threshold (now 500.0 MB per 300 s, Threshold=500000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 2.2 GB per 300 s (the periods that set off the alarm were higher), so e.g. 2.5 GB. From the recorder's source directory (parameters not named keep their values):
+  2. If this spike was expected, raise the alarm's threshold (now 500.0 MB per 300 s, Threshold=500000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 2.2 GB per 300 s (its busiest periods may have been higher), so e.g. 2.5 GB. From the recorder's source directory (parameters not named keep their values):
        sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=2500000000
   3. The whole recording from your shell with natflow (all 2 talkers, not only the top 1; README \"Offline: the natflow CLI\"):
        natflow analyze --region eu-west-3 --log-group /natrec/s/flow-logs --start 2026-11-28T09:58:00Z --end 2026-11-28T10:12:00Z --streams eni-0aaaaaaaaaaaaaaa1,eni-0ddddddddddddddd4
@@ -613,7 +613,7 @@ mod tests {
         let spike = report("", None, Some((4_000_000_000, 500_000_000)));
         assert_eq!(
             threshold_line(&spike, &rec, Some(t)),
-            "If this spike was expected, raise the alarm's threshold (now 100.0 MB per 60 s, Threshold=100000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 450.0 MB per 60 s (the periods that set off the alarm were higher), so e.g. 500.0 MB. From the recorder's source directory (parameters not named keep their values):
+            "If this spike was expected, raise the alarm's threshold (now 100.0 MB per 60 s, Threshold=100000000) above such traffic: the NAT's CloudWatch metrics counted 4.5 GB in the recording's 10.0 min, on average 450.0 MB per 60 s (its busiest periods may have been higher), so e.g. 500.0 MB. From the recorder's source directory (parameters not named keep their values):
        sam deploy --region eu-west-3 --stack-name s --parameter-overrides Threshold=500000000"
         );
         // An average below the threshold (the alarm fired on a few high periods): a step above
