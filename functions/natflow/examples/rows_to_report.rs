@@ -22,6 +22,18 @@ use natflow::report::ServerSide;
 use natflow::synth::{Rng, Scenario, ZONAL_NAT};
 use natflow::{Analyzer, Format, Inventory, Prices, Report, ReportOptions};
 
+/// GetQueryResults' answer, as far as the report reads it.
+#[derive(serde::Deserialize)]
+struct Answer {
+    results: Vec<Vec<ResultField>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultField {
+    field: String,
+    value: String,
+}
+
 /// The grouped fields of one row, in the query's `by` order.
 type Key = [String; 11];
 
@@ -237,26 +249,14 @@ fn report(dir: &str) {
         let line = line.expect("an answer");
         answer_bytes += line.len();
         let td = Instant::now();
-        // Decoded as the SDK would: rows of (field, value).
-        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
-        let decoded: Vec<Vec<(String, String)>> = v["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .map(|row| {
-                row.as_array()
-                    .expect("a row")
-                    .iter()
-                    .map(|c| {
-                        (
-                            c["field"].as_str().unwrap_or_default().to_string(),
-                            c["value"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
+        // Decoded into typed fields, as the SDK does (GetQueryResults: `results`, lists of
+        // ResultField `{field, value}`), then into the rows `feed_group` takes.
+        let answer: Answer = serde_json::from_str(&line).expect("a GetQueryResults answer");
+        let decoded: Vec<Vec<(String, String)>> = answer
+            .results
+            .into_iter()
+            .map(|row| row.into_iter().map(|f| (f.field, f.value)).collect())
             .collect();
-        drop(v);
         decode_ms += td.elapsed().as_secs_f64() * 1e3;
         for row in &decoded {
             records += row
