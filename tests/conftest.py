@@ -43,6 +43,7 @@ def recorder_host(emulator, template):
 def recorder(recorder_host, emulator):
     """A freshly deployed recorder in a reset emulator; function settings back to defaults."""
     emulator.reset()
+    emulator.router.insights.reset()  # the test bed's Logs Insights: queries, faults, limits
     for logical_id, host in recorder_host.hosts.items():
         wanted = recorder_host.function_env(logical_id)
         if host.env != wanted:

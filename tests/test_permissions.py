@@ -28,8 +28,13 @@ def granted(template) -> dict[str, set[str]]:
 
 
 def exercise(recorder):
-    """Every path a function can take: OK, early OK, limit, missing NAT."""
+    """Every path a function can take: OK, early OK, limit, missing NAT, a report whose query
+    cannot be read."""
     recorder.hosts["StartRecordingFunction"].restart(NUM_OF_RECORDINGS="2")
+    # The first report cannot read its Logs Insights query: it stops the query and reads the
+    # records one by one (StopQuery, FilterLogEvents); the later reports count with Insights.
+    recorder.emu.router.faults.append(Fault("GetQueryResults", 403, "AccessDeniedException", times=1,
+                                            caller="BuildReportFunction"))
     nat = recorder.create_nat()
     first = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "perm-ok")
     recorder.wait_parked(nat["id"])

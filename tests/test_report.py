@@ -150,13 +150,14 @@ def test_notice_says_who_caused_the_spike_and_the_json_report_is_stored(recorder
     inv = [json.loads(e["message"]) for e in recorder.emu.client("logs").get_log_events(
         logGroupName=recorder.report_log_group, logStreamName=inv_stream, startFromHead=True)["events"]]
     assert {lam["NetworkInterfaceId"], batch["NetworkInterfaceId"], nat["interfaces"][0]} <= {i["interface_id"] for i in inv}
-    # A normal recording enters 8 states (the Step Functions cost the report states).
+    # A normal recording enters 9 states (the Step Functions cost the report states).
     entered = [e for e in recorder.history(arn) if e["type"].endswith("StateEntered")]
-    assert len(entered) == 8, [e["stateEnteredEventDetails"]["name"] for e in entered]
+    assert len(entered) == 9, [e["stateEnteredEventDetails"]["name"] for e in entered]
 
 
 def test_report_is_marked_truncated_beyond_its_byte_budget(recorder):
-    recorder.hosts["BuildReportFunction"].restart(REPORT_MAX_BYTES="500")
+    # Read one by one (ReportAggregation streaming): the byte budget bounds that path only.
+    recorder.hosts["BuildReportFunction"].restart(REPORT_MAX_BYTES="500", REPORT_AGGREGATION="streaming")
     nat, arn, *_ = record_spike(recorder, "report-truncated")
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
     [notice] = recorder.notices()
@@ -166,12 +167,59 @@ def test_report_is_marked_truncated_beyond_its_byte_budget(recorder):
     assert r["truncated"]
 
 
-def test_a_failed_report_still_sends_the_notice_saying_so(recorder):
-    fault = Fault("FilterLogEvents", 403, "AccessDeniedException", times=10, caller="BuildReportFunction")
+def test_a_refused_query_falls_back_to_reading_the_records_and_says_so(recorder):
+    """Logs Insights refused (here: access denied): the report reads the records one by one and
+    its notice says why; the figures are the same."""
+    fault = Fault("StartQuery", 403, "AccessDeniedException", times=10, caller="BuildReportFunction")
     recorder.emu.router.faults.append(fault)
+    nat, arn, lam, *_ = record_spike(recorder, "report-query-denied")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    assert fault.injected == 1
+    [notice] = recorder.notices()
+    m = notice["message"]
+    assert "CloudWatch Logs Insights could not count the records (StartQuery was refused" in m, m
+    assert "they were read one by one instead" in m
+    assert "Counted by CloudWatch Logs Insights" not in m
+    assert f"  1. Lambda thumbnailer {lam['PrivateIpAddress']} -> S3 {S3_IP}: 3.2 MB" in m
+    assert report_json(recorder, arn)["bytes"] == 4_500_000
+
+
+def test_the_report_is_counted_by_logs_insights_and_equals_the_streamed_one(recorder):
+    """The default path: one Logs Insights query (the test bed's evaluator) counts the records; the
+    notice says so, and its figures equal those of the same records read one by one (natflow's
+    FilterLogEvents path on the same group and window, selected by the NAT's interface)."""
+    import subprocess
+    from tests.conftest import TARGET
+    nat, arn, lam, *_ = record_spike(recorder, "report-insights")
+    assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
+    server = report_json(recorder, arn)
+    [notice] = recorder.notices()
+    assert "Counted by CloudWatch Logs Insights, not read record by record: 1 queries" in notice["message"]
+    assert server["server_side"]["queries"] == 1
+    now = int(time.time())
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": recorder.emu.endpoint, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    out = subprocess.run([str(TARGET / "natflow"), "analyze", "--log-group", recorder.log_group, "--start",
+                          str(now - 900), "--end", str(now + 60), "--streams", nat["interfaces"][0], "--format",
+                          "json", "--no-progress"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    streamed = json.loads(out.stdout)
+    for key in ("bytes", "upload_bytes", "download_bytes", "distinct_talkers", "services"):
+        assert server[key] == streamed[key], key
+    assert [(t["source"]["ip"], t["destination"]["ip"], t["bytes"]) for t in server["talkers"]] == \
+        [(t["source"]["ip"], t["destination"]["ip"], t["bytes"]) for t in streamed["talkers"]]
+    for key in ("counted", "untranslated", "nodata", "malformed"):
+        assert server["input"][key] == streamed["input"][key], key
+
+
+def test_a_failed_report_still_sends_the_notice_saying_so(recorder):
+    # Logs Insights refused, and reading the records too.
+    faults = [Fault(op, 403, "AccessDeniedException", times=10, caller="BuildReportFunction")
+              for op in ("StartQuery", "FilterLogEvents")]
+    recorder.emu.router.faults.extend(faults)
     nat, arn, *_ = record_spike(recorder, "report-denied")
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
-    assert fault.injected
+    assert all(f.injected for f in faults)
     [notice] = recorder.notices()
     # Without a report the finish step's subject goes out.
     assert notice["subject"].startswith("NAT spike recorded: prod-egress-a (")
@@ -227,6 +275,7 @@ def test_throttling_beyond_the_sdk_retries_is_absorbed_by_the_paced_reader(recor
     fault = Fault("FilterLogEvents", 400, "ThrottlingException", times=4, caller="BuildReportFunction")
     recorder.emu.router.faults.append(fault)
     host = recorder.hosts["BuildReportFunction"]
+    host.restart(REPORT_AGGREGATION="streaming")
     before = len(host.invocations)
     nat, arn, lam, *_ = record_spike(recorder, "report-throttled")
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"

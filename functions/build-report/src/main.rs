@@ -28,6 +28,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, Re
         &app.clock,
         &app.archive,
         &app.records,
+        &app.records,
         &app.metrics,
     )
     .await
@@ -36,21 +37,8 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, Re
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     env::init_tracing();
-    let reports = env::var("REPORT_LOG_GROUP")?;
-    let settings = ReportSettings {
-        region: env::var("AWS_REGION")?,
-        reports_log_group: reports.clone(),
-        max_bytes: env::number("REPORT_MAX_BYTES")?,
-        reads_per_second: env::number("REPORT_READS_PER_SECOND")?,
-        prices: std::env::var("PRICES").ok().filter(|p| !p.trim().is_empty()),
-        top: 10,
-        stack_name: env::var("STACK_NAME")?,
-        // Optional: without them the advice says `Threshold=<bytes per SamplingPeriod>`.
-        threshold: match (env::number("THRESHOLD"), env::number("SAMPLING_PERIOD")) {
-            (Ok(bytes), Ok(period_s)) => Some(natrec::advice::Threshold { bytes, period_s }),
-            _ => None,
-        },
-    };
+    let settings = ReportSettings::from_env()?;
+    let reports = settings.reports_log_group.clone();
     let config = env::aws_config().await;
     let app = App {
         settings,

@@ -35,8 +35,12 @@ pub const GROUP_FIELDS: &[(&str, &str)] = &[
     ("pkt-dstaddr", "pkt_dstaddr"),
     ("pkt-src-aws-service", "pkt_src_aws_service"),
     ("pkt-dst-aws-service", "pkt_dst_aws_service"),
-    ("resource-id", "resource_id"),
+    // The last glob: "type resource-id", or "type" in records from before resource-id.
+    ("type resource-id", TYPE_AND_RESOURCE),
 ];
+
+/// The query's last field: the record's `type` and, when the record has one, its `resource-id`.
+pub const TYPE_AND_RESOURCE: &str = "type_and_resource";
 
 /// The aggregate columns of the query.
 pub const SUM_BYTES: &str = "sum_bytes";
@@ -84,11 +88,16 @@ impl Analyzer {
         }
         let mut line = String::with_capacity(256);
         for field in RECORDER_FIELDS {
+            let last = value(row, TYPE_AND_RESOURCE);
             let v = match *field {
                 "bytes" => value(row, SUM_BYTES),
                 "packets" => value(row, SUM_PACKETS),
                 "start" => value(row, FIRST_START),
                 "end" => value(row, LAST_END),
+                // Split at the first space only: anything after a resource-id stays with it,
+                // and the line then has too many fields, as the record had (malformed).
+                "type" => last.map(|l| l.split_once(' ').map_or(l, |(t, _)| t)),
+                "resource-id" => last.and_then(|l| l.split_once(' ').map(|(_, r)| r)),
                 f => GROUP_FIELDS
                     .iter()
                     .position(|(name, _)| *name == f)
@@ -276,20 +285,21 @@ mod tests {
     #[test]
     fn the_query_groups_by_every_field_the_analysis_reads() {
         for (field, name) in GROUP_FIELDS {
-            assert!(RECORDER_FIELDS.contains(field), "{field}");
+            assert!(field.split(' ').all(|f| RECORDER_FIELDS.contains(&f)), "{field}");
             assert!(RECORDS_QUERY.contains(&format!(" {name},")) || RECORDS_QUERY.contains(&format!(" {name}\n")));
         }
         let stats = RECORDS_QUERY.lines().find(|l| l.starts_with("| stats ")).unwrap();
         let by = stats.split(" by ").nth(1).unwrap();
         let names: Vec<&str> = by.split(',').map(str::trim).collect();
         assert_eq!(names, GROUP_FIELDS.iter().map(|(_, q)| *q).collect::<Vec<_>>());
-        // The parse pattern has one `*` per recorder field.
+        // One `*` per recorder field but the last, which the one before it takes.
         let parse = RECORDS_QUERY
             .lines()
             .find(|l| l.starts_with("parse @message "))
             .unwrap();
         let pattern = parse.split('"').nth(1).unwrap();
-        assert_eq!(pattern.split(' ').count(), RECORDER_FIELDS.len());
+        assert_eq!(pattern.split(' ').count(), RECORDER_FIELDS.len() - 1);
+        assert!(parse.ends_with(&format!(" tcp_flags, {TYPE_AND_RESOURCE}")));
     }
 
     #[test]

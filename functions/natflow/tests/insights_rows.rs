@@ -200,3 +200,22 @@ fn a_record_with_a_non_numeric_byte_count_is_not_traffic_either_way() {
     assert_eq!(report(&streamed, &inv).bytes, 0);
     assert_eq!(report(&grouped, &inv).bytes, 0);
 }
+
+/// Records of the recorder's earlier format (25 fields, no resource-id, still in the group from
+/// older recordings) match the same query: its last glob takes "type" alone.
+#[test]
+fn records_from_before_resource_id_give_the_same_report_either_way() {
+    let scenario = Scenario::new(30, 20);
+    let text: String = generated(&scenario, 400_000, 12, false)
+        .lines()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((head, "-")) if l.split(' ').count() == 26 => format!("{head}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(text.lines().filter(|l| l.split(' ').count() == 25).count() > 1000);
+    let inv = Inventory::new(scenario.inventory());
+    let (a, b) = both(&text, &inv, |_| {});
+    assert!(a.input.counted > 500 && a.input.malformed == 0, "{:?}", a.input);
+    assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
+}

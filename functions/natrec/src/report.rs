@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use crate::advice::{self, NextSteps, Threshold};
 use crate::error::{RecorderError, Result};
+use crate::insights::{self, Outcome, Progress};
 use crate::nat::nat_label;
 use crate::notice::human_bytes;
 use crate::pacing::{Backoff, Clock, RateLimiter};
-use crate::ports::{Archive, FlowRecords, NatMetrics, ReadOutcome, RecordQuery, Truncation};
+use crate::ports::{Archive, FlowRecords, LogQueries, NatMetrics, ReadOutcome, RecordQuery, Truncation};
 use crate::recording::{report_stream, Delivery, Ending, Recording};
 
 /// Flow-log records are stamped with their capture window's start; a record of the recording's
@@ -23,7 +24,7 @@ use crate::recording::{report_stream, Delivery, Ending, Recording};
 pub const WINDOW_MARGIN_S: i64 = 120;
 
 /// States entered by a normal recording (for its Step Functions cost).
-pub const NORMAL_STATE_TRANSITIONS: u32 = 8;
+pub const NORMAL_STATE_TRANSITIONS: u32 = 9;
 
 /// Time kept back from reading, before the Lambda's deadline, to finish the analysis, store the
 /// JSON report (CreateLogStream, PutLogEvents: 20 s operation timeout each) and return. At most a
@@ -190,6 +191,69 @@ pub struct ReportSettings {
     pub stack_name: String,
     /// The alarm's threshold, when the function is told it (THRESHOLD, SAMPLING_PERIOD).
     pub threshold: Option<Threshold>,
+    /// Who counts the records (REPORT_AGGREGATION).
+    pub aggregation: Aggregation,
+}
+
+impl ReportSettings {
+    /// The report function's settings from its environment (template.yaml, BuildReportFunction).
+    pub fn from_env() -> Result<Self> {
+        use crate::env;
+        Ok(Self {
+            region: env::var("AWS_REGION")?,
+            reports_log_group: env::var("REPORT_LOG_GROUP")?,
+            max_bytes: env::number("REPORT_MAX_BYTES")?,
+            reads_per_second: env::number("REPORT_READS_PER_SECOND")?,
+            prices: std::env::var("PRICES").ok().filter(|p| !p.trim().is_empty()),
+            top: 10,
+            stack_name: env::var("STACK_NAME")?,
+            // Optional: without them the advice says `Threshold=<bytes per SamplingPeriod>`.
+            threshold: match (env::number("THRESHOLD"), env::number("SAMPLING_PERIOD")) {
+                (Ok(bytes), Ok(period_s)) => Some(Threshold { bytes, period_s }),
+                _ => None,
+            },
+            // Optional: Logs Insights unless told to read the records one by one.
+            aggregation: match std::env::var("REPORT_AGGREGATION") {
+                Ok(v) if !v.trim().is_empty() => v.parse()?,
+                _ => Aggregation::Insights,
+            },
+        })
+    }
+}
+
+/// Who counts the recording's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// CloudWatch Logs Insights groups them (any size; [`crate::insights`]); the records are read
+    /// one by one only if the queries fail.
+    Insights,
+    /// The report reads them one by one (FilterLogEvents, bounded by ReportMaxBytes and time).
+    Streaming,
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = RecorderError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "insights" => Ok(Self::Insights),
+            "streaming" => Ok(Self::Streaming),
+            other => Err(RecorderError::Misconfigured(format!(
+                "REPORT_AGGREGATION is {other:?}: insights or streaming"
+            ))),
+        }
+    }
+}
+
+/// A server-side report that gives up after this long reads the records instead: a Logs
+/// Insights query times out after 60 minutes (CloudWatch Logs quotas).
+pub const MAX_QUERY_TIME_MS: i64 = 65 * 60 * 1000;
+
+/// Where a server-side report stands between invocations (`$.report_progress`): its queries,
+/// and since when it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CarryOn {
+    pub progress: Progress,
+    pub since_ms: i64,
 }
 
 /// What the finish step said (`$.finished`).
@@ -213,12 +277,15 @@ pub struct ReportInput {
     pub state: Value,
 }
 
+/// The report step's answer: the notice, or (`pending` set, the rest empty) a server-side run
+/// to carry on after a wait. Every field is always present, for the state machine's paths.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportNotice {
     pub subject: String,
     pub message: String,
     pub report_stream: String,
     pub truncated: bool,
+    pub pending: Option<CarryOn>,
 }
 
 /// Most bytes of report text in a notice. The notice travels as BuildReport's output through
@@ -248,6 +315,7 @@ pub async fn build(
     clock: &impl Clock,
     archive: &impl Archive,
     records: &impl FlowRecords,
+    queries: &impl LogQueries,
     metrics: &impl NatMetrics,
 ) -> Result<ReportNotice> {
     let recording: Recording = serde_json::from_value(input.state.clone())
@@ -285,15 +353,18 @@ pub async fn build(
         None => None,
     };
     let nat_ips = inventory.as_ref().map(|i| i.nat_ips()).unwrap_or_default();
-    let mut analyzer = natflow::Analyzer::new(natflow::Format::recorder(), &nat_ips)
-        .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
-
     // The whole group in the window, this NAT's records only: the group holds every NAT's
     // recordings, and stream names are the service's to choose (`<eni>-all`). A zonal NAT's
     // records are selected by its interfaces, a regional NAT's by `resource-id` (its flow log
     // writes `-` as interface-id; VPC user guide, flow-logs-records-examples).
     let enis: Vec<&String> = recording.interfaces.iter().filter(|i| i.starts_with("eni-")).collect();
-    analyzer.only_nat(recording.nat_id.as_str(), &enis);
+    let new_analyzer = || -> Result<natflow::Analyzer> {
+        let mut a = natflow::Analyzer::new(natflow::Format::recorder(), &nat_ips)
+            .map_err(|e| RecorderError::Misconfigured(e.to_string()))?;
+        a.only_nat(recording.nat_id.as_str(), &enis);
+        Ok(a)
+    };
+    let mut analyzer = new_analyzer()?;
     // The NAT's own metrics first (one short call), so that the reading can use the time left.
     let nat_metrics = match metrics
         .bytes(
@@ -315,12 +386,78 @@ pub async fn build(
         start_ms: (recording.started_at.timestamp() - WINDOW_MARGIN_S) * 1000,
         end_ms: (finished.ended_at.timestamp() + WINDOW_MARGIN_S) * 1000,
     };
+    let stop_ms = stop_reading_at(clock.now_ms(), deadline_ms);
+    // Logs Insights first: it counts a recording of any size; the records are read one by one
+    // only when its queries fail (or take longer than a query may run).
+    let mut server_side = None;
+    let mut query_notes: Vec<String> = Vec::new();
+    if settings.aggregation == Aggregation::Insights {
+        let carried: Option<CarryOn> = input
+            .state
+            .get("report_progress")
+            .filter(|v| !v.is_null())
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|e| RecorderError::UnexpectedEvent(format!("$.report_progress is not the report's: {e}")))?;
+        let since_ms = carried.as_ref().map_or(clock.now_ms(), |c| c.since_ms);
+        let progress = carried.map(|c| c.progress).unwrap_or_else(|| {
+            Progress::new(
+                recording.started_at.timestamp() - WINDOW_MARGIN_S,
+                finished.ended_at.timestamp() + WINDOW_MARGIN_S,
+            )
+        });
+        let outcome = if clock.now_ms() - since_ms > MAX_QUERY_TIME_MS {
+            for id in progress.query_ids() {
+                let _ = queries.stop(id).await;
+            }
+            Outcome::Failed(format!(
+                "its queries ran for more than {} minutes",
+                MAX_QUERY_TIME_MS / 60_000
+            ))
+        } else {
+            insights::advance(queries, clock, progress, stop_ms, &mut analyzer).await?
+        };
+        match outcome {
+            Outcome::Done {
+                server_side: q,
+                warnings,
+            } => {
+                server_side = Some(q);
+                query_notes = warnings;
+            }
+            Outcome::Pending(progress) => {
+                info!(
+                    running = progress.running.len(),
+                    "Logs Insights queries carry on after a wait"
+                );
+                return Ok(ReportNotice {
+                    subject: String::new(),
+                    message: String::new(),
+                    report_stream: String::new(),
+                    truncated: false,
+                    pending: Some(CarryOn { progress, since_ms }),
+                });
+            }
+            Outcome::Failed(why) => {
+                warn!(%why, "Logs Insights could not count the records: reading them");
+                query_notes.push(format!(
+                    "CloudWatch Logs Insights could not count the records ({why}): they were read one by one \
+                     instead (FilterLogEvents), within ReportMaxBytes and the report's time"
+                ));
+                analyzer = new_analyzer()?;
+            }
+        }
+    }
     let limits = ReadLimits {
         max_bytes: settings.max_bytes,
         reads_per_second: settings.reads_per_second,
-        stop_ms: stop_reading_at(clock.now_ms(), deadline_ms),
+        stop_ms,
     };
-    let read = read_records(records, clock, &query, limits, &mut |line| analyzer.feed(line)).await?;
+    let read = if server_side.is_some() {
+        ReadOutcome::default()
+    } else {
+        read_records(records, clock, &query, limits, &mut |line| analyzer.feed(line)).await?
+    };
     info!(
         events = read.events,
         bytes = read.bytes,
@@ -338,7 +475,9 @@ pub async fn build(
     options.top = settings.top;
     options.state_transitions = Some(NORMAL_STATE_TRANSITIONS);
     options.truncated = truncation_note(&read, settings, recording.started_at, finished.ended_at);
-    let report = natflow::Report::build(&analyzer, &options);
+    options.server_side = server_side;
+    let mut report = natflow::Report::build(&analyzer, &options);
+    report.warnings.extend(query_notes);
 
     let stream = report_stream(&input.execution);
     let json = serde_json::to_string(&report).expect("a report serializes");
@@ -392,5 +531,6 @@ pub async fn build(
         message,
         report_stream: stream,
         truncated: read.truncated.is_some(),
+        pending: None,
     })
 }

@@ -5,17 +5,16 @@
 //! rows and its statistics, or Failed/Cancelled/Timeout; GetQueryResults answers again for a
 //! complete query (results are kept 7 days); StopQuery ends a running query.
 
-use std::collections::BTreeMap;
+mod fakes;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use natflow::insights::MAX_ROWS;
+use fakes::{row, FakeInsights};
 use natflow::{Analyzer, Format};
 use natrec::insights::{advance, Outcome, Progress, CONCURRENT};
 use natrec::pacing::Clock;
-use natrec::ports::{LogQueries, QueryState};
-use natrec::Result;
 
 struct FakeClock(Mutex<i64>);
 
@@ -30,118 +29,6 @@ impl Clock for FakeClock {
     }
     fn random(&self) -> f64 {
         0.5
-    }
-}
-
-/// An upload of `bytes` through eni-0aaa from host `h`, `records` records.
-fn row(h: u32, bytes: u64, records: u64) -> Vec<(String, String)> {
-    [
-        ("interface_id", "eni-0aaa".to_string()),
-        ("srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
-        ("dstaddr", "10.0.0.9".into()),
-        ("action", "ACCEPT".into()),
-        ("log_status", "OK".into()),
-        ("pkt_srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
-        ("pkt_dstaddr", "203.0.113.7".into()),
-        ("sum_bytes", bytes.to_string()),
-        ("sum_packets", "1".into()),
-        ("records", records.to_string()),
-    ]
-    .into_iter()
-    .map(|(f, v)| (f.to_string(), v))
-    .collect()
-}
-
-/// What the fake answers for a window: its rows and records scanned.
-type Answer = dyn Fn(i64, i64) -> (Vec<Vec<(String, String)>>, u64) + Send + Sync;
-
-struct Query {
-    window: (i64, i64),
-    polls_left: u32,
-    ended: Option<String>,
-    stopped: bool,
-}
-
-struct FakeInsights {
-    answer: Box<Answer>,
-    quota: usize,
-    /// Polls a query stays Running.
-    polls: u32,
-    /// Queries of these windows end with this status.
-    fail: BTreeMap<(i64, i64), String>,
-    queries: Mutex<Vec<Query>>,
-    refused: Mutex<u32>,
-    most_running: Mutex<usize>,
-    results_calls: Mutex<BTreeMap<String, u32>>,
-}
-
-impl FakeInsights {
-    fn new(answer: Box<Answer>) -> Self {
-        Self {
-            answer,
-            quota: 30,
-            polls: 2,
-            fail: BTreeMap::new(),
-            queries: Mutex::new(vec![]),
-            refused: Mutex::new(0),
-            most_running: Mutex::new(0),
-            results_calls: Mutex::new(BTreeMap::new()),
-        }
-    }
-    fn running(q: &[Query]) -> usize {
-        q.iter()
-            .filter(|q| q.polls_left > 0 && !q.stopped && q.ended.is_none())
-            .count()
-    }
-}
-
-#[async_trait]
-impl LogQueries for FakeInsights {
-    async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
-        assert!(query.contains("stats sum(bytes)") && limit == MAX_ROWS);
-        let mut qs = self.queries.lock().unwrap();
-        if Self::running(&qs) >= self.quota {
-            *self.refused.lock().unwrap() += 1;
-            return Ok(None);
-        }
-        qs.push(Query {
-            window: (start_s, end_s),
-            polls_left: self.polls,
-            ended: self.fail.get(&(start_s, end_s)).cloned(),
-            stopped: false,
-        });
-        let n = Self::running(&qs);
-        let mut most = self.most_running.lock().unwrap();
-        *most = (*most).max(n);
-        Ok(Some(format!("q{}", qs.len() - 1)))
-    }
-    async fn results(&self, id: &str) -> Result<QueryState> {
-        *self.results_calls.lock().unwrap().entry(id.to_string()).or_default() += 1;
-        let i: usize = id[1..].parse().unwrap();
-        let mut qs = self.queries.lock().unwrap();
-        let q = &mut qs[i];
-        if q.stopped {
-            return Ok(QueryState::Ended("Cancelled".into()));
-        }
-        if q.polls_left > 0 {
-            q.polls_left -= 1;
-            return Ok(QueryState::Running);
-        }
-        if let Some(status) = &q.ended {
-            return Ok(QueryState::Ended(status.clone()));
-        }
-        let (mut rows, scanned) = (self.answer)(q.window.0, q.window.1);
-        rows.truncate(MAX_ROWS);
-        Ok(QueryState::Complete {
-            rows,
-            records_scanned: scanned,
-            bytes_scanned: scanned * 200,
-        })
-    }
-    async fn stop(&self, id: &str) -> Result<()> {
-        let i: usize = id[1..].parse().unwrap();
-        self.queries.lock().unwrap()[i].stopped = true;
-        Ok(())
     }
 }
 

@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod fakes;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use fakes::NoQueries;
 use natrec::advice::Threshold;
 use natrec::nat::NatGatewayId;
 use natrec::notice::{self, RecordingFacts};
@@ -206,6 +209,7 @@ async fn notice_of(ending: Ending, failed: Vec<natrec::recording::FailedDelivery
             bytes: 100_000_000,
             period_s: 60,
         }),
+        aggregation: report::Aggregation::Streaming,
     };
     let deadline = FixedClock.now_ms() + 900_000;
     report::build(
@@ -215,6 +219,7 @@ async fn notice_of(ending: Ending, failed: Vec<natrec::recording::FailedDelivery
         &FixedClock,
         &archive,
         &Records(lines),
+        &NoQueries,
         &Metrics(traffic),
     )
     .await

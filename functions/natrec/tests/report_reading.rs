@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod fakes;
+
 use async_trait::async_trait;
+use fakes::NoQueries;
 use natrec::pacing::Clock;
 use natrec::ports::*;
 use natrec::report::{self, ReadLimits, ReportInput, ReportSettings};
@@ -430,6 +433,7 @@ fn report_settings(top: usize) -> ReportSettings {
         top,
         stack_name: "s".into(),
         threshold: None,
+        aggregation: report::Aggregation::Streaming,
     }
 }
 
@@ -449,9 +453,18 @@ async fn the_report_says_it_ran_out_of_time_and_how_much_of_the_window_is_missin
     logs.max_events = 10;
     let archive = FakeArchive::default();
     let deadline = now + 900_000;
-    let notice = report::build(input, &settings, deadline, clock.as_ref(), &archive, &logs, &Metrics)
-        .await
-        .unwrap();
+    let notice = report::build(
+        input,
+        &settings,
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &NoQueries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
     assert!(notice.truncated);
     assert!(clock.now_ms() <= deadline - 60_000, "reading ran into the reserve");
     let m = &notice.message;
@@ -525,9 +538,18 @@ async fn a_regional_nats_report_counts_only_its_own_records_in_the_shared_group(
     let logs = FakeLogs::new(clock.clone(), recs);
     let archive = FakeArchive::default();
     let deadline = clock.now_ms() + 900_000;
-    let notice = report::build(input, &settings, deadline, clock.as_ref(), &archive, &logs, &Metrics)
-        .await
-        .unwrap();
+    let notice = report::build(
+        input,
+        &settings,
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &NoQueries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
     let stored = archive.0.lock().unwrap();
     let json: serde_json::Value = serde_json::from_str(&stored[&notice.report_stream][0]).unwrap();
     assert_eq!(
@@ -562,9 +584,18 @@ async fn a_report_with_thousands_of_talkers_listed_stays_far_below_the_payload_l
     let logs = FakeLogs::new(clock.clone(), recs);
     let archive = FakeArchive::default();
     let deadline = clock.now_ms() + 900_000;
-    let notice = report::build(input, &settings, deadline, clock.as_ref(), &archive, &logs, &Metrics)
-        .await
-        .unwrap();
+    let notice = report::build(
+        input,
+        &settings,
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &NoQueries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
     let m = &notice.message;
     assert!(m.len() < report::MAX_REPORT_TEXT + 4_096, "{} bytes", m.len());
     assert!(
@@ -573,4 +604,181 @@ async fn a_report_with_thousands_of_talkers_listed_stays_far_below_the_payload_l
         &m[m.len() - 2_000..]
     );
     assert!(m.contains("Full report (JSON): log group /natrec/s/reports") && m.ends_with("facts"));
+}
+
+fn insights_settings() -> ReportSettings {
+    ReportSettings {
+        aggregation: report::Aggregation::Insights,
+        ..report_settings(10)
+    }
+}
+
+/// Three groups of eni-0aaa's uploads, whatever the window.
+fn three_groups() -> fakes::FakeInsights {
+    fakes::FakeInsights::new(Box::new(|_, _| {
+        (
+            vec![
+                fakes::row(1, 3_000_000, 30),
+                fakes::row(2, 2_000_000, 20),
+                fakes::row(3, 1_000, 1),
+            ],
+            60,
+        )
+    }))
+}
+
+/// By default Logs Insights counts the records: no record is read one by one, and the notice
+/// says what the queries scanned and cost.
+#[tokio::test]
+async fn the_report_is_counted_by_logs_insights_without_reading_the_records() {
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaa"]);
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let logs = FakeLogs::new(clock.clone(), vec![(T0, flow_line(1))]);
+    let queries = three_groups();
+    let archive = FakeArchive::default();
+    let deadline = T0 + 1_500_000 + 900_000;
+    let notice = report::build(
+        input,
+        &insights_settings(),
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    assert!(notice.pending.is_none());
+    assert!(logs.log.lock().unwrap().is_empty(), "no FilterLogEvents request");
+    let m = &notice.message;
+    assert!(m.contains("Traffic through the NAT in the flow logs: 5.0 MB"), "{m}");
+    assert!(
+        m.contains("Counted by CloudWatch Logs Insights, not read record by record: 1 queries"),
+        "{m}"
+    );
+    // The query covered the recording's window with its margin, in inclusive seconds.
+    let q = &queries.queries.lock().unwrap()[0];
+    assert_eq!(q.window, (T0 / 1000 - 120, T0 / 1000 + 900 + 120));
+}
+
+/// Queries still running when the invocation must end: the step answers `pending` (small), and
+/// the next invocation, given it as $.report_progress, finishes the report.
+#[tokio::test]
+async fn queries_that_outlast_the_invocation_are_carried_on_by_the_next_one() {
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaa"]);
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let logs = FakeLogs::new(clock.clone(), vec![]);
+    let mut queries = three_groups();
+    queries.polls = 10; // 20 s of Running at one poll every 2 s
+    let archive = FakeArchive::default();
+    let now = clock.now_ms();
+    let first = report::build(
+        input,
+        &insights_settings(),
+        now + 15_000,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    let pending = first.pending.expect("still running");
+    assert!(first.message.is_empty() && first.subject.is_empty());
+    let mut input = report_input("nat-0123456789abcdef0", &["eni-0aaa"]);
+    input.state["report_progress"] = serde_json::to_value(&pending).unwrap();
+    let now = clock.now_ms();
+    let done = report::build(
+        input,
+        &insights_settings(),
+        now + 900_000,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    assert!(done.pending.is_none());
+    assert!(done.message.contains("5.0 MB"), "{}", done.message);
+    assert_eq!(
+        queries.queries.lock().unwrap().len(),
+        1,
+        "the same query, not a second one"
+    );
+}
+
+/// A query that fails: the records are read one by one instead, and the notice says why.
+#[tokio::test]
+async fn a_failed_query_falls_back_to_reading_the_records_and_says_so() {
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaaaaaaaaaaaaaa1"]);
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let recs: Vec<(i64, String)> = (0..100).map(|i| (T0 + i as i64 * 1000, flow_line(i))).collect();
+    let logs = FakeLogs::new(clock.clone(), recs);
+    let mut queries = three_groups();
+    let window = (T0 / 1000 - 120, T0 / 1000 + 900 + 120);
+    queries.fail.insert(window, "Failed".into());
+    let archive = FakeArchive::default();
+    let deadline = clock.now_ms() + 900_000;
+    let notice = report::build(
+        input,
+        &insights_settings(),
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    let m = &notice.message;
+    assert!(m.contains("Traffic through the NAT in the flow logs: 100.0 KB"), "{m}");
+    assert!(
+        m.contains("CloudWatch Logs Insights could not count the records (the Logs Insights query for"),
+        "{m}"
+    );
+    assert!(m.contains("ended Failed): they were read one by one instead"), "{m}");
+    assert!(!m.contains("Counted by CloudWatch Logs Insights"), "{m}");
+}
+
+/// A carried-on run older than a query may live (60 minutes) stops its queries and reads instead.
+#[tokio::test]
+async fn a_run_older_than_a_query_may_live_stops_its_queries_and_reads_instead() {
+    let mut input = report_input("nat-0123456789abcdef0", &["eni-0aaaaaaaaaaaaaaa1"]);
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let logs = FakeLogs::new(clock.clone(), (0..10).map(|i| (T0, flow_line(i))).collect());
+    let queries = three_groups();
+    let mut progress = natrec::insights::Progress::new(0, 10);
+    let w = progress.plan.next_window().unwrap();
+    let id = natrec::ports::LogQueries::start(&queries, "stats sum(bytes)", w.start, w.end, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    progress.running.push((w, id));
+    input.state["report_progress"] = json!({"progress": progress, "since_ms": clock.now_ms() - 66 * 60_000});
+    let archive = FakeArchive::default();
+    let deadline = clock.now_ms() + 900_000;
+    let notice = report::build(
+        input,
+        &insights_settings(),
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    assert!(queries.queries.lock().unwrap()[0].stopped);
+    assert!(
+        notice.message.contains("its queries ran for more than 65 minutes"),
+        "{}",
+        notice.message
+    );
+    assert!(notice.message.contains("10.0 KB"), "{}", notice.message);
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use natflow::insights::MAX_ROWS;
 use natrec::nat::{NatGateway, NatGatewayId};
 use natrec::ports::*;
 use natrec::{RecorderError, Result};
@@ -388,5 +389,138 @@ impl Notifier for FakeNotifier {
     async fn publish(&self, subject: &str, message: &str) -> Result<()> {
         self.sent.lock().unwrap().push((subject.into(), message.into()));
         Ok(())
+    }
+}
+
+/// Logs Insights as the CloudWatch Logs API reference documents it: StartQuery refused with
+/// `LimitExceededException` while the account's concurrent queries are at their quota; a query
+/// Scheduled/Running for a while, then Complete with at most 10,000 rows and its statistics, or
+/// Failed/Cancelled/Timeout; GetQueryResults answers again for a complete query (results are kept
+/// 7 days); StopQuery ends a running query.
+/// An upload of `bytes` through eni-0aaa from host `h`, `records` records.
+pub fn row(h: u32, bytes: u64, records: u64) -> Vec<(String, String)> {
+    [
+        ("interface_id", "eni-0aaa".to_string()),
+        ("srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("dstaddr", "10.0.0.9".into()),
+        ("action", "ACCEPT".into()),
+        ("log_status", "OK".into()),
+        ("pkt_srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("pkt_dstaddr", "203.0.113.7".into()),
+        ("sum_bytes", bytes.to_string()),
+        ("sum_packets", "1".into()),
+        ("records", records.to_string()),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect()
+}
+
+/// What the fake answers for a window: its rows and records scanned.
+pub type Answer = dyn Fn(i64, i64) -> (Vec<Vec<(String, String)>>, u64) + Send + Sync;
+
+pub struct Query {
+    pub window: (i64, i64),
+    pub polls_left: u32,
+    pub ended: Option<String>,
+    pub stopped: bool,
+}
+
+pub struct FakeInsights {
+    pub answer: Box<Answer>,
+    pub quota: usize,
+    /// Polls a query stays Running.
+    pub polls: u32,
+    /// Queries of these windows end with this status.
+    pub fail: BTreeMap<(i64, i64), String>,
+    pub queries: Mutex<Vec<Query>>,
+    pub refused: Mutex<u32>,
+    pub most_running: Mutex<usize>,
+    pub results_calls: Mutex<BTreeMap<String, u32>>,
+}
+
+impl FakeInsights {
+    pub fn new(answer: Box<Answer>) -> Self {
+        Self {
+            answer,
+            quota: 30,
+            polls: 2,
+            fail: BTreeMap::new(),
+            queries: Mutex::new(vec![]),
+            refused: Mutex::new(0),
+            most_running: Mutex::new(0),
+            results_calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+    fn running(q: &[Query]) -> usize {
+        q.iter()
+            .filter(|q| q.polls_left > 0 && !q.stopped && q.ended.is_none())
+            .count()
+    }
+}
+
+#[async_trait]
+impl LogQueries for FakeInsights {
+    async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
+        assert!(query.contains("stats sum(bytes)") && limit == MAX_ROWS);
+        let mut qs = self.queries.lock().unwrap();
+        if Self::running(&qs) >= self.quota {
+            *self.refused.lock().unwrap() += 1;
+            return Ok(None);
+        }
+        qs.push(Query {
+            window: (start_s, end_s),
+            polls_left: self.polls,
+            ended: self.fail.get(&(start_s, end_s)).cloned(),
+            stopped: false,
+        });
+        let n = Self::running(&qs);
+        let mut most = self.most_running.lock().unwrap();
+        *most = (*most).max(n);
+        Ok(Some(format!("q{}", qs.len() - 1)))
+    }
+    async fn results(&self, id: &str) -> Result<QueryState> {
+        *self.results_calls.lock().unwrap().entry(id.to_string()).or_default() += 1;
+        let i: usize = id[1..].parse().unwrap();
+        let mut qs = self.queries.lock().unwrap();
+        let q = &mut qs[i];
+        if q.stopped {
+            return Ok(QueryState::Ended("Cancelled".into()));
+        }
+        if q.polls_left > 0 {
+            q.polls_left -= 1;
+            return Ok(QueryState::Running);
+        }
+        if let Some(status) = &q.ended {
+            return Ok(QueryState::Ended(status.clone()));
+        }
+        let (mut rows, scanned) = (self.answer)(q.window.0, q.window.1);
+        rows.truncate(MAX_ROWS);
+        Ok(QueryState::Complete {
+            rows,
+            records_scanned: scanned,
+            bytes_scanned: scanned * 200,
+        })
+    }
+    async fn stop(&self, id: &str) -> Result<()> {
+        let i: usize = id[1..].parse().unwrap();
+        self.queries.lock().unwrap()[i].stopped = true;
+        Ok(())
+    }
+}
+
+/// For reports that read the records one by one: any query is a test failure.
+pub struct NoQueries;
+
+#[async_trait]
+impl LogQueries for NoQueries {
+    async fn start(&self, _: &str, _: i64, _: i64, _: usize) -> Result<Option<String>> {
+        panic!("a streaming report started a Logs Insights query")
+    }
+    async fn results(&self, _: &str) -> Result<QueryState> {
+        panic!("a streaming report asked for query results")
+    }
+    async fn stop(&self, _: &str) -> Result<()> {
+        panic!("a streaming report stopped a query")
     }
 }
