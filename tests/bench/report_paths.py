@@ -93,9 +93,9 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
 
 
 def build():
-    env = {**os.environ, "CARGO_TARGET_DIR": str(BENCH_TARGET)}
     for args in (["-p", "natflow-cli"], ["-p", "natflow", "--example", "rows_to_report"]):
-        subprocess.run(["cargo", "build", "--release", "--locked", *args], cwd=ROOT, check=True, env=env)
+        subprocess.run(["cargo", "build", "--release", "--locked", *args], cwd=ROOT, check=True,
+                       env={**os.environ, "CARGO_TARGET_DIR": str(BENCH_TARGET)})
 
 
 def our_side(runs: int, work: Path) -> list[dict]:
