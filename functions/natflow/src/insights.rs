@@ -126,7 +126,15 @@ pub struct Window {
     /// The split window this is a half of (an index into the plan's splits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<usize>,
+    /// The probe: the window's first [`PROBE_S`] seconds, whose answer sizes the windows of the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
+
+/// The probe's length: a window longer than twice this is first asked for its first minute.
+pub const PROBE_S: i64 = 60;
+/// Rows a sized window is expected to hold at most: room below [`MAX_ROWS`] for a busier stretch.
+const TARGET_ROWS: usize = MAX_ROWS * 6 / 10;
 
 /// A full answer's window, asked again in two halves: the halves must scan what it scanned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +163,9 @@ pub enum Verdict {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     todo: std::collections::VecDeque<Window>,
+    /// The window after the probe, until the probe's answer sizes it.
+    #[serde(default)]
+    rest: Option<(i64, i64)>,
     splits: Vec<Split>,
     queries: u32,
     records_scanned: u64,
@@ -163,16 +174,48 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The report query over `[start, end]` (epoch seconds, inclusive).
+    /// The report query over `[start, end]` (epoch seconds, inclusive). Every query scans its whole
+    /// window (and is billed for it), so a full answer asked again in halves scans its window twice:
+    /// a long window is first probed (its first minute), and the rest is cut into windows sized from
+    /// the probe's number of groups so that each answer fits, each record scanned once.
     pub fn new(start: i64, end: i64) -> Self {
-        Self {
-            todo: [Window {
+        let first = if end - start + 1 > 2 * PROBE_S {
+            Window {
+                start,
+                end: start + PROBE_S - 1,
+                parent: None,
+                probe: true,
+            }
+        } else {
+            Window {
                 start,
                 end,
                 parent: None,
-            }]
-            .into(),
+                probe: false,
+            }
+        };
+        Self {
+            todo: [first].into(),
+            rest: (first.end < end).then_some((first.end + 1, end)),
             ..Default::default()
+        }
+    }
+
+    /// The rest of the window, cut into windows of `span_s` seconds.
+    fn size_rest(&mut self, span_s: i64) {
+        let Some((mut start, end)) = self.rest.take() else {
+            return;
+        };
+        let span_s = span_s.max(1);
+        while start <= end {
+            let w_end = (start + span_s - 1).min(end);
+            self.todo.push_back(Window {
+                start,
+                end: w_end,
+                parent: None,
+                probe: false,
+            });
+            start = w_end + 1;
         }
     }
 
@@ -190,15 +233,26 @@ impl Plan {
         self.todo.push_front(w);
     }
 
-    /// Whether windows are waiting to be queried.
+    /// Whether windows are waiting to be queried (the rest after the probe waits for its answer).
     pub fn has_windows(&self) -> bool {
-        !self.todo.is_empty()
+        !self.todo.is_empty() || self.rest.is_some()
     }
 
     /// A complete answer for window `w`: `rows` result rows, `scanned` records and `bytes` scanned
     /// (GetQueryResults `statistics`).
     pub fn answered(&mut self, w: Window, rows: usize, scanned: u64, bytes: u64) -> Verdict {
         self.bytes_scanned += bytes;
+        if w.probe {
+            // Groups grow at most in proportion to time (a group seen in two windows counts in
+            // both): windows of the probe's density times TARGET_ROWS fit. A full probe says only
+            // "dense": quarter-minute windows, split further if they fill.
+            let span = match rows {
+                r if r >= MAX_ROWS => PROBE_S / 4,
+                0 => i64::MAX / 4,
+                r => (TARGET_ROWS as i64 * PROBE_S / r as i64).max(1),
+            };
+            self.size_rest(span);
+        }
         if let Some(p) = w.parent {
             let s = &mut self.splits[p];
             s.halves_scanned += scanned;
@@ -234,11 +288,13 @@ impl Plan {
             start: w.start,
             end: mid,
             parent,
+            probe: false,
         });
         self.todo.push_back(Window {
             start: mid + 1,
             end: w.end,
             parent,
+            probe: false,
         });
         Verdict::Split
     }
@@ -375,5 +431,43 @@ mod tests {
         p.answered(w, MAX_ROWS, 5, 5);
         let back: Plan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_long_window_is_probed_and_the_rest_cut_to_fit_each_record_scanned_once() {
+        let mut p = Plan::new(0, 899);
+        let probe = p.next_window().unwrap();
+        assert!(probe.probe && (probe.start, probe.end) == (0, 59));
+        assert!(
+            p.next_window().is_none() && p.has_windows(),
+            "the rest waits for the probe"
+        );
+        // 2,000 groups a minute: windows of 6,000 rows' worth, 3 minutes.
+        assert_eq!(p.answered(probe, 2_000, 10, 100), Verdict::Count);
+        let mut windows = vec![];
+        while let Some(w) = p.next_window() {
+            windows.push((w.start, w.end));
+            assert_eq!(p.answered(w, 5_000, 10, 100), Verdict::Count);
+        }
+        assert_eq!(windows, [(60, 239), (240, 419), (420, 599), (600, 779), (780, 899)]);
+        assert!(!p.has_windows());
+        let q = p.server_side();
+        assert_eq!((q.queries, q.split, q.bytes_scanned), (6, 0, 600));
+        // A quiet NAT: the rest in one window; a short window: no probe.
+        let mut p = Plan::new(0, 899);
+        let probe = p.next_window().unwrap();
+        p.answered(probe, 3, 1, 1);
+        let w = p.next_window().unwrap();
+        assert_eq!((w.start, w.end), (60, 899));
+        let mut p = Plan::new(0, 119);
+        assert!(!p.next_window().unwrap().probe);
+        // A full probe: quarter-minute windows for the rest (split further if they fill).
+        let mut p = Plan::new(0, 899);
+        let probe = p.next_window().unwrap();
+        assert_eq!(p.answered(probe, MAX_ROWS, 1, 1), Verdict::Split);
+        let next: Vec<(i64, i64)> = std::iter::from_fn(|| p.next_window().map(|w| (w.start, w.end)))
+            .take(4)
+            .collect();
+        assert_eq!(next, [(60, 74), (75, 89), (90, 104), (105, 119)]);
     }
 }

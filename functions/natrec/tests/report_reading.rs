@@ -613,17 +613,23 @@ fn insights_settings() -> ReportSettings {
     }
 }
 
-/// Three groups of eni-0aaa's uploads, whatever the window.
+/// The recording's window with its margin, in inclusive seconds, and its probe (first minute).
+const WINDOW: (i64, i64) = (T0 / 1000 - 120, T0 / 1000 + 900 + 120);
+const PROBE: (i64, i64) = (WINDOW.0, WINDOW.0 + 59);
+
+/// Three groups of eni-0aaa's uploads in the probe's minute; nothing after it.
 fn three_groups() -> fakes::FakeInsights {
-    fakes::FakeInsights::new(Box::new(|_, _| {
-        (
-            vec![
+    fakes::FakeInsights::new(Box::new(|s, e| {
+        if (s, e) == PROBE {
+            let rows = vec![
                 fakes::row(1, 3_000_000, 30),
                 fakes::row(2, 2_000_000, 20),
                 fakes::row(3, 1_000, 1),
-            ],
-            60,
-        )
+            ];
+            (rows, 60)
+        } else {
+            (vec![], 0)
+        }
     }))
 }
 
@@ -654,12 +660,13 @@ async fn the_report_is_counted_by_logs_insights_without_reading_the_records() {
     let m = &notice.message;
     assert!(m.contains("Traffic through the NAT in the flow logs: 5.0 MB"), "{m}");
     assert!(
-        m.contains("Counted by CloudWatch Logs Insights, not read record by record: 1 queries"),
+        m.contains("Counted by CloudWatch Logs Insights, not read record by record: 2 queries"),
         "{m}"
     );
-    // The query covered the recording's window with its margin, in inclusive seconds.
-    let q = &queries.queries.lock().unwrap()[0];
-    assert_eq!(q.window, (T0 / 1000 - 120, T0 / 1000 + 900 + 120));
+    // The queries covered the recording's window with its margin, in inclusive seconds: its first
+    // minute (the probe), then the rest in one window (3 groups a minute fit many times over).
+    let windows: Vec<(i64, i64)> = queries.queries.lock().unwrap().iter().map(|q| q.window).collect();
+    assert_eq!(windows, [PROBE, (PROBE.1 + 1, WINDOW.1)]);
 }
 
 /// Queries still running when the invocation must end: the step answers `pending` (small), and
@@ -706,8 +713,8 @@ async fn queries_that_outlast_the_invocation_are_carried_on_by_the_next_one() {
     assert!(done.message.contains("5.0 MB"), "{}", done.message);
     assert_eq!(
         queries.queries.lock().unwrap().len(),
-        1,
-        "the same query, not a second one"
+        2,
+        "the probe and the rest, none asked twice"
     );
 }
 
@@ -719,8 +726,7 @@ async fn a_failed_query_falls_back_to_reading_the_records_and_says_so() {
     let recs: Vec<(i64, String)> = (0..100).map(|i| (T0 + i as i64 * 1000, flow_line(i))).collect();
     let logs = FakeLogs::new(clock.clone(), recs);
     let mut queries = three_groups();
-    let window = (T0 / 1000 - 120, T0 / 1000 + 900 + 120);
-    queries.fail.insert(window, "Failed".into());
+    queries.fail.insert(PROBE, "Failed".into());
     let archive = FakeArchive::default();
     let deadline = clock.now_ms() + 900_000;
     let notice = report::build(
