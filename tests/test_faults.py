@@ -41,13 +41,16 @@ CALLS = [
     ("FinishRecordingFunction", "DeleteFlowLogs"),
     ("FinishRecordingFunction", "UpdateItem"),
     ("FinishRecordingFunction", "GetMetricData"),
-    ("BuildReportFunction", "FilterLogEvents"),
+    ("BuildReportFunction", "StartQuery"),
+    ("BuildReportFunction", "GetQueryResults"),
+    ("BuildReportFunction", "FilterLogEvents"),  # with ReportAggregation streaming, or after a failed query
     ("BuildReportFunction", "PutLogEvents"),
     (None, "Publish"),  # the state machine's sns:publish
 ]
 INVOKES = ["StartRecordingFunction", "ParkTokenFunction", "FinishRecordingFunction", "BuildReportFunction"]
 # Failures that cost only names or the report, never the recording or its notice.
-REPORT_ONLY = {"DescribeNetworkInterfaces", "FilterLogEvents", "PutLogEvents", "BuildReportFunction"}
+REPORT_ONLY = {"DescribeNetworkInterfaces", "StartQuery", "GetQueryResults", "FilterLogEvents", "PutLogEvents",
+               "BuildReportFunction"}
 DENIED = {"DescribeNatGateways": "UnauthorizedOperation", "CreateFlowLogs": "UnauthorizedOperation",
           "DescribeNetworkInterfaces": "UnauthorizedOperation",
           "DescribeFlowLogs": "UnauthorizedOperation", "DeleteFlowLogs": "UnauthorizedOperation"}
@@ -114,6 +117,8 @@ def app_id(caller):
 @pytest.mark.parametrize("caller,action", CALLS)
 def test_fault_in_aws_call(recorder, caller, action, kind):
     recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="8")
+    if action == "FilterLogEvents":
+        recorder.hosts["BuildReportFunction"].restart(REPORT_AGGREGATION="streaming")
     status, code, times = KINDS[kind](action)
     fault = Fault(action, status, code, times=times, caller=caller)
     recorder.emu.router.faults.append(fault)
@@ -129,6 +134,21 @@ def test_fault_in_aws_call(recorder, caller, action, kind):
     else:
         assert outcome["status"] == "FAILED"
         assert "FAILED" in notice["subject"]
+
+
+@pytest.mark.parametrize("status", ["Failed", "Timeout", "Cancelled"])
+def test_a_query_that_ends_without_an_answer(recorder, status):
+    """A Logs Insights query of the report ends Failed, Timeout or Cancelled: the report reads the
+    records one by one instead, the notice says why, and nothing is left running."""
+    recorder.hosts["StartRecordingFunction"].restart(RECORDING_TIME="8")
+    fault = Fault("StartQuery", 200, status, times=1, caller="BuildReportFunction")
+    recorder.emu.router.faults.append(fault)
+    outcome = record_once(recorder, f"query-{status}")
+    SUMMARY["faults"] += fault.injected
+    assert fault.injected
+    [notice] = check_clean(recorder, outcome)
+    assert outcome["status"] == "SUCCEEDED" and notice["subject"].startswith(RECORDED), notice
+    assert f"ended {status}): they were read one by one instead" in notice["message"], notice["message"]
 
 
 @pytest.mark.parametrize("kind", list(INVOKE_KINDS))

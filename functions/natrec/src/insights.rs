@@ -23,7 +23,16 @@ use crate::ports::{LogQueries, QueryState};
 pub const CONCURRENT: usize = 2;
 /// Between two polls: 2 queries polled every 2 s is 1 request per second of the account's 10.
 pub const POLL: Duration = Duration::from_secs(2);
-/// Consecutive transient failures of GetQueryResults for one query before the run gives up.
+/// The first polls after a query starts come sooner (a small recording's query answers within a
+/// second or two): 250 ms, 500 ms, 1 s, then every [`POLL`].
+pub const FIRST_POLL: Duration = Duration::from_millis(250);
+
+/// The wait before the `round`-th poll since the latest query started.
+fn poll_delay(round: u32) -> Duration {
+    FIRST_POLL.saturating_mul(1 << round.min(3)).min(POLL)
+}
+/// Consecutive transient failures (throttling above all) of GetQueryResults for one query before
+/// the run gives up (about 15 s of polls at the longest interval).
 const MAX_POLL_FAILURES: u32 = 8;
 
 /// A query that answered and whose rows count.
@@ -88,12 +97,16 @@ pub async fn advance(
     analyzer: &mut Analyzer,
 ) -> Result<Outcome> {
     let mut failures: std::collections::HashMap<String, u32> = Default::default();
+    let mut round = 0u32;
     let mut rows_here: std::collections::HashMap<String, Vec<Vec<(String, String)>>> = Default::default();
     loop {
         while p.running.len() < CONCURRENT {
             let Some(w) = p.plan.next_window() else { break };
             match queries.start(RECORDS_QUERY, w.start, w.end, MAX_ROWS).await {
-                Ok(Some(id)) => p.running.push((w, id)),
+                Ok(Some(id)) => {
+                    p.running.push((w, id));
+                    round = 0;
+                }
                 Ok(None) => {
                     // The account's concurrent queries are at their quota: wait, never fail.
                     p.plan.not_started(w);
@@ -112,18 +125,23 @@ pub async fn advance(
         if p.running.is_empty() && !p.plan.has_windows() {
             break;
         }
-        if clock.now_ms() + POLL.as_millis() as i64 >= stop_ms {
+        let wait = poll_delay(round);
+        round += 1;
+        if clock.now_ms() + wait.as_millis() as i64 >= stop_ms {
             info!(
                 running = p.running.len(),
                 "Logs Insights queries still running: carrying on later"
             );
             return Ok(Outcome::Pending(p));
         }
-        clock.sleep(POLL).await;
+        clock.sleep(wait).await;
         let mut still = Vec::with_capacity(p.running.len());
         for (w, id) in std::mem::take(&mut p.running) {
             match queries.results(&id).await {
-                Ok(QueryState::Running) => still.push((w, id)),
+                Ok(QueryState::Running) => {
+                    failures.remove(&id);
+                    still.push((w, id));
+                }
                 Err(e) if e.is_transient() => {
                     let n = failures.entry(id.clone()).or_default();
                     *n += 1;

@@ -308,6 +308,7 @@ fn capped(mut text: String) -> String {
 
 /// Builds the report. `deadline_ms` is the Lambda invocation's deadline (epoch ms): reading
 /// stops in time to finish before it.
+#[allow(clippy::too_many_arguments)]
 pub async fn build(
     input: ReportInput,
     settings: &ReportSettings,

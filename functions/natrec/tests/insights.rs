@@ -76,7 +76,7 @@ async fn a_run_that_does_not_finish_in_time_carries_on_in_the_next_invocation() 
     fake.polls = 3;
     let clock = FakeClock(Mutex::new(0));
     let mut first = analyzer();
-    let out = advance(&fake, &clock, Progress::new(0, 99), 13_000, &mut first)
+    let out = advance(&fake, &clock, Progress::new(0, 99), 3_000, &mut first)
         .await
         .unwrap();
     let Outcome::Pending(p) = out else { panic!("{out:?}") };
