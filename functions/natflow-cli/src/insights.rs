@@ -158,12 +158,7 @@ pub async fn read(
                         let rows: Vec<Vec<(String, String)>> = out
                             .results()
                             .iter()
-                            .map(|row| {
-                                row.iter()
-                                    .filter_map(|f| Some((f.field()?.to_string(), f.value()?.to_string())))
-                                    .filter(|(f, _)| f != "@ptr")
-                                    .collect()
-                            })
+                            .map(|row| natflow::insights::result_row(row.iter().map(|f| (f.field(), f.value()))))
                             .collect();
                         rows_fed += rows.len();
                         a.feed_answer(rows.iter().map(Vec::as_slice), scanned, bytes);

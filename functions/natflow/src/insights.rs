@@ -53,6 +53,16 @@ pub const LAST_END: &str = "last_end";
 /// is null may be missing).
 pub type Row = [(String, String)];
 
+/// A GetQueryResults row (`{field, value}` items) as [`Row`] pairs: items without a value left
+/// out, and `@ptr` (the pointer to the log event Insights adds to every row), which is no field.
+pub fn result_row<'a>(items: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Vec<(String, String)> {
+    items
+        .into_iter()
+        .filter_map(|(f, v)| Some((f?.to_string(), v?.to_string())))
+        .filter(|(f, _)| f != "@ptr")
+        .collect()
+}
+
 fn value<'a>(row: &'a Row, field: &str) -> Option<&'a str> {
     row.iter()
         .find(|(f, _)| f == field)
@@ -469,5 +479,16 @@ mod tests {
             .take(4)
             .collect();
         assert_eq!(next, [(60, 74), (75, 89), (90, 104), (105, 119)]);
+    }
+
+    #[test]
+    fn a_result_row_keeps_fields_with_values_and_drops_the_pointer() {
+        let row = result_row([
+            (Some("records"), Some("3")),
+            (Some("@ptr"), Some("CmAKJgo")),
+            (Some("az_id"), None),
+            (None, Some("x")),
+        ]);
+        assert_eq!(row, [("records".to_string(), "3".to_string())]);
     }
 }

@@ -80,7 +80,8 @@ pub enum Outcome {
     Failed(String),
 }
 
-async fn stop_all(queries: &impl LogQueries, ids: impl Iterator<Item = &str>) {
+/// Stops the queries, best effort: one that cannot be stopped ends by itself within 60 minutes.
+pub async fn stop_all(queries: &impl LogQueries, ids: impl Iterator<Item = &str>) {
     for id in ids {
         if let Err(e) = queries.stop(id).await {
             warn!(error = %e, query = id, "StopQuery failed; the query ends by itself within 60 minutes");

@@ -408,9 +408,7 @@ pub async fn build(
             )
         });
         let outcome = if clock.now_ms() - since_ms > MAX_QUERY_TIME_MS {
-            for id in progress.query_ids() {
-                let _ = queries.stop(id).await;
-            }
+            insights::stop_all(queries, progress.query_ids()).await;
             Outcome::Failed(format!(
                 "its queries ran for more than {} minutes",
                 MAX_QUERY_TIME_MS / 60_000

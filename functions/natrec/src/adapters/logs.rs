@@ -211,12 +211,7 @@ impl LogQueries for LogGroup {
                     rows: out
                         .results()
                         .iter()
-                        .map(|row| {
-                            row.iter()
-                                .filter_map(|f| Some((f.field()?.to_string(), f.value()?.to_string())))
-                                .filter(|(f, _)| f != "@ptr")
-                                .collect()
-                        })
+                        .map(|row| natflow::insights::result_row(row.iter().map(|f| (f.field(), f.value()))))
                         .collect(),
                     records_scanned: stats.map_or(0.0, |s| s.records_scanned()) as u64,
                     bytes_scanned: stats.map_or(0.0, |s| s.bytes_scanned()) as u64,
