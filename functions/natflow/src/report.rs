@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{is_private, Analyzer, Counters, InputStats, UNKNOWN_IP};
+use crate::dns::{DnsIndex, DnsStats};
 use crate::inventory::Inventory;
 use crate::ipranges::IpRanges;
 use crate::prices::Prices;
@@ -63,6 +64,8 @@ pub struct ReportOptions<'a> {
     pub selection_hint: Option<String>,
     /// Set when Logs Insights grouped the records (see [`crate::insights`]).
     pub server_side: Option<ServerSide>,
+    /// Route 53 Resolver query logs of the window, to name destinations (see [`crate::dns`]).
+    pub dns: Option<&'a DnsIndex>,
 }
 
 /// What the Logs Insights queries of a server-side report did.
@@ -90,6 +93,7 @@ impl<'a> ReportOptions<'a> {
             state_transitions: None,
             selection_hint: None,
             server_side: None,
+            dns: None,
         }
     }
 }
@@ -110,6 +114,13 @@ pub struct Endpoint {
     pub az: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The names the VPC's DNS queries gave this address (Route 53 Resolver query logs), most
+    /// queried first: the talker's source's own queries, else any host's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    /// Whose queries gave `hostnames`: `source` (the talker's source asked) or `other-hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostnames_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +200,30 @@ pub struct Costs {
     pub step_functions_usd: Option<f64>,
 }
 
+/// The talkers whose destination's (most queried) name is under one domain ([`crate::dns::domain`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainUse {
+    pub domain: String,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub bytes: u64,
+    /// How many (source, destination) pairs.
+    pub talkers: usize,
+    /// NAT processing, plus cross-AZ transfer, as for the talkers.
+    pub cost_usd: f64,
+}
+
+/// What the Route 53 Resolver query logs named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsUse {
+    pub input: DnsStats,
+    /// Bytes of talkers whose destination a query named, and of the others.
+    pub named_bytes: u64,
+    pub unnamed_bytes: u64,
+    /// The top domains (--top of them), largest first.
+    pub domains: Vec<DomainUse>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InterfaceUse {
     pub interface_id: String,
@@ -227,6 +262,9 @@ pub struct Report {
     pub truncated: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_side: Option<ServerSide>,
+    /// Present when Route 53 Resolver query logs were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsUse>,
     pub inventory_interfaces: usize,
     pub prices: Prices,
     /// What the reader must know to trust the figures (records of several interfaces counted
@@ -242,6 +280,7 @@ fn schema_version() -> u32 {
 struct Namer<'a> {
     inventory: Option<&'a Inventory>,
     ip_ranges: Option<&'a IpRanges>,
+    dns: Option<&'a DnsIndex>,
 }
 
 impl Namer<'_> {
@@ -256,6 +295,8 @@ impl Namer<'_> {
                 subnet_id: None,
                 az: None,
                 tags: BTreeMap::new(),
+                hostnames: Vec::new(),
+                hostnames_from: None,
             };
         }
         let service = service
@@ -270,6 +311,8 @@ impl Namer<'_> {
             subnet_id: None,
             az: None,
             tags: BTreeMap::new(),
+            hostnames: Vec::new(),
+            hostnames_from: None,
         };
         if let Some(eni) = self.inventory.and_then(|i| i.by_ip(&ip)) {
             e.label = format!("{} {}", eni.label(), ip);
@@ -287,6 +330,30 @@ impl Namer<'_> {
         }
         e
     }
+
+    /// A far side, named by the DNS queries of `source` (None: any host's) where they name it:
+    /// `registry-1.docker.io (104.16.1.1)`, the IP kept.
+    fn destination(&self, source: Option<IpAddr>, ip: IpAddr, service: Option<&str>) -> Endpoint {
+        let mut e = self.endpoint(ip, service);
+        let Some(n) = self.dns.and_then(|d| d.names(source, ip)) else {
+            return e;
+        };
+        let shown = match n.names.len() {
+            0 => return e,
+            1 | 2 => n.names.join(", "),
+            k => format!("{}, {} +{} more", n.names[0], n.names[1], k - 2),
+        };
+        // Without a source (formats without packet addresses) no source asked: no remark.
+        let from = if n.asked_by_source || source.is_none() {
+            ""
+        } else {
+            ", named by another host's query"
+        };
+        e.label = format!("{shown} ({}{from})", e.label);
+        e.hostnames_from = Some(if n.asked_by_source { "source" } else { "other-hosts" }.into());
+        e.hostnames = n.names;
+        e
+    }
 }
 
 fn round_usd(v: f64) -> f64 {
@@ -298,6 +365,7 @@ impl Report {
         let namer = Namer {
             inventory: o.inventory,
             ip_ranges: o.ip_ranges,
+            dns: o.dns,
         };
         let p = &o.prices;
         // The NAT interface's AZ: from the inventory (comparable with the sources'), else the
@@ -385,14 +453,35 @@ impl Report {
         let distinct = ranked.len();
         let mut others = Counters::default();
         let mut talkers = Vec::new();
+        let mut domains: BTreeMap<String, DomainUse> = BTreeMap::new();
+        let (mut named_bytes, mut unnamed_bytes) = (0u64, 0u64);
         for (i, ((local, remote), pair)) in ranked.into_iter().enumerate() {
+            // Every talker, listed or not, in its destination's domain (its most queried name's).
+            if let Some(d) = o.dns {
+                match d.names(Some(local), remote).and_then(|n| n.names.into_iter().next()) {
+                    Some(name) => {
+                        named_bytes += pair.c.bytes();
+                        let domain = crate::dns::domain(&name);
+                        let u = domains.entry(domain.clone()).or_insert_with(|| DomainUse {
+                            domain,
+                            ..Default::default()
+                        });
+                        u.upload_bytes += pair.c.upload;
+                        u.download_bytes += pair.c.download;
+                        u.bytes += pair.c.bytes();
+                        u.talkers += 1;
+                        u.cost_usd += p.nat(pair.c.bytes()) + p.cross_az(pair.cross_az_bytes);
+                    }
+                    None => unnamed_bytes += pair.c.bytes(),
+                }
+            }
             if i >= o.top {
                 others.add(&pair.c);
                 continue;
             }
             talkers.push(Talker {
                 source: namer.endpoint(local, None),
-                destination: namer.endpoint(remote, pair.service.as_deref()),
+                destination: namer.destination(Some(local), remote, pair.service.as_deref()),
                 upload_bytes: pair.c.upload,
                 download_bytes: pair.c.download,
                 bytes: pair.c.bytes(),
@@ -406,7 +495,7 @@ impl Report {
             .remotes()
             .map(|(ip, svc, c)| Talker {
                 source: namer.endpoint(UNKNOWN_IP, None),
-                destination: namer.endpoint(ip, (svc != "-").then_some(svc)),
+                destination: namer.destination(None, ip, (svc != "-").then_some(svc)),
                 upload_bytes: c.upload,
                 download_bytes: c.download,
                 bytes: c.bytes(),
@@ -479,6 +568,23 @@ impl Report {
                 )
             ));
         }
+        let dns = o.dns.map(|d| {
+            let mut domains: Vec<DomainUse> = domains
+                .into_values()
+                .map(|u| DomainUse {
+                    cost_usd: round_usd(u.cost_usd),
+                    ..u
+                })
+                .collect();
+            domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.domain.cmp(&b.domain)));
+            domains.truncate(o.top);
+            DnsUse {
+                input: d.stats().clone(),
+                named_bytes,
+                unnamed_bytes,
+                domains,
+            }
+        });
         let others = Others {
             talkers: distinct - talkers.len(),
             upload_bytes: others.upload,
@@ -514,6 +620,7 @@ impl Report {
                 cost_usd: round_usd(q.bytes_scanned as f64 / crate::prices::GB * p.per.logs_insights_per_gb),
                 ..q
             }),
+            dns,
             inventory_interfaces: o.inventory.map_or(0, |i| i.len()),
             prices: p.clone(),
             warnings,
@@ -590,6 +697,33 @@ impl Report {
                     "     {} other talkers: {}",
                     self.others.talkers,
                     human_bytes(self.others.bytes)
+                );
+            }
+        }
+        if let Some(d) = &self.dns {
+            if !d.domains.is_empty() {
+                let _ = writeln!(s, "\nBy destination domain (names from the VPC's DNS queries):");
+                for u in &d.domains {
+                    let _ = writeln!(
+                        s,
+                        "     {}: {} ({} up / {} down), {}, {}, {} talker{}",
+                        u.domain,
+                        human_bytes(u.bytes),
+                        human_bytes(u.upload_bytes),
+                        human_bytes(u.download_bytes),
+                        pct(share_of(u.bytes, self.bytes)),
+                        usd(u.cost_usd),
+                        u.talkers,
+                        if u.talkers == 1 { "" } else { "s" }
+                    );
+                }
+            }
+            if d.unnamed_bytes > 0 {
+                let _ = writeln!(
+                    s,
+                    "     no DNS query named the destination: {} ({})",
+                    human_bytes(d.unnamed_bytes),
+                    pct(share_of(d.unnamed_bytes, self.bytes))
                 );
             }
         }
@@ -721,7 +855,29 @@ impl Report {
                 let _ = writeln!(s, "     {e}");
             }
         }
+        if let Some(d) = &self.dns {
+            let q = &d.input;
+            let _ = writeln!(
+                s,
+                "DNS (Route 53 Resolver query logs): {} lines, {} queries, {} answered with addresses, {} failed (NXDOMAIN, SERVFAIL, ...), {} without an address, {} malformed.",
+                q.lines, q.queries, q.answered, q.failed, q.without_address, q.malformed
+            );
+            if !q.malformed_examples.is_empty() {
+                let _ = writeln!(s, "Malformed DNS lines (first {}):", q.malformed_examples.len());
+                for e in &q.malformed_examples {
+                    let _ = writeln!(s, "     {e}");
+                }
+            }
+        }
         s
+    }
+}
+
+fn share_of(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
     }
 }
 

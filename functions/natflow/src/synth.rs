@@ -441,3 +441,258 @@ impl<'a, W: Write> Writer<'a, W> {
         Ok(())
     }
 }
+
+/// What the Route 53 Resolver query logs written by [`write_dns`] hold, query by query: every
+/// answered query's (answer address, asking host, name asked), counted, and the totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsTruth {
+    pub answers: BTreeMap<(IpAddr, IpAddr, String), u64>,
+    pub lines: u64,
+    pub queries: u64,
+    pub answered: u64,
+    pub failed: u64,
+    pub without_address: u64,
+    pub malformed: u64,
+    /// Flows (host, remote) whose host asked for no name of the remote, another host did.
+    pub named_by_other_hosts: u64,
+    /// Flows whose remote was resolved only before the flows began.
+    pub resolved_before_window: u64,
+    /// Remotes asked for by CNAME chains, by several names, and AAAA addresses written.
+    pub cname_chains: u64,
+    pub several_names: u64,
+    pub ipv6_answers: u64,
+}
+
+impl DnsTruth {
+    /// The names a flow from `host` to `ip` is known by, as written: the names `host` asked for,
+    /// else those any host asked for; most queried first, ties by name. `None`: no query named
+    /// the address. The bool: `host` asked itself.
+    pub fn expected(&self, host: IpAddr, ip: IpAddr) -> Option<(Vec<String>, bool)> {
+        let rank = |own: bool| {
+            let mut c: BTreeMap<&str, u64> = BTreeMap::new();
+            for ((a, h, n), k) in &self.answers {
+                if *a == ip && (!own || *h == host) {
+                    *c.entry(n.as_str()).or_default() += k;
+                }
+            }
+            let mut v: Vec<(&str, u64)> = c.into_iter().collect();
+            v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
+            v.into_iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>()
+        };
+        let own = rank(true);
+        if !own.is_empty() {
+            return Some((own, true));
+        }
+        let any = rank(false);
+        (!any.is_empty()).then_some((any, false))
+    }
+}
+
+/// `2026-11-28T10:00:00Z` from epoch seconds (the civil-from-days algorithm, proleptic Gregorian).
+pub fn iso8601(t: u64) -> String {
+    let (days, secs) = ((t / 86_400) as i64, t % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The name a remote is asked for by (one name can stand for many addresses: DynamoDB's).
+pub fn remote_name(s: &Scenario, r: usize) -> String {
+    let ip = s.remotes[r].ip.octets();
+    match s.remotes[r].service {
+        Some("S3") => format!("bucket-{r}.s3.us-east-1.amazonaws.com"),
+        Some("DYNAMODB") => "dynamodb.us-east-1.amazonaws.com".into(),
+        Some(_) => format!("ec2-{}-{}-{}-{}.compute-1.amazonaws.com", ip[0], ip[1], ip[2], ip[3]),
+        None => match r % 3 {
+            0 => format!("registry-{r}.docker.io"),
+            1 => format!("files-{r}.pythonhosted.org"),
+            _ => format!("cdn-{r}.example.co.uk"),
+        },
+    }
+}
+
+/// The Route 53 Resolver query logs that go with the flows of `truth` (as a VPC's Resolver
+/// writes them: one JSON object a line; Route 53 developer guide, resolver-query-logs-format),
+/// with their own truth. Among them: CNAME chains (the name asked is the one to keep), remotes
+/// asked for by two names, AAAA answers, NXDOMAIN and answerless queries, the documented PTR
+/// example, a remote resolved only an hour before the flows, flows whose host never asked (another
+/// host did, or nobody), remotes reached by address (no query), two malformed lines, and fields this reader does not know. `t0`: the
+/// flows' first start ([`Writer`] starts at 1_764_000_000).
+pub fn write_dns<W: Write>(s: &Scenario, truth: &Truth, mut out: W, t0: u64) -> io::Result<DnsTruth> {
+    let mut t = DnsTruth::default();
+    let host_of: BTreeMap<IpAddr, usize> = s.hosts.iter().enumerate().map(|(i, h)| (IpAddr::V4(h.ip), i)).collect();
+    let remote_of: BTreeMap<IpAddr, usize> = s
+        .remotes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (IpAddr::V4(r.ip), i))
+        .collect();
+    let line = |out: &mut W,
+                t: &mut DnsTruth,
+                ts: u64,
+                host: IpAddr,
+                name: &str,
+                qtype: &str,
+                rcode: &str,
+                answers: &[(&str, String)]|
+     -> io::Result<()> {
+        let a: Vec<serde_json::Value> = answers
+            .iter()
+            .map(|(k, d)| serde_json::json!({"Rdata": d, "Type": k, "Class": "IN"}))
+            .collect();
+        let v = serde_json::json!({"version": "1.100000", "account_id": ACCOUNT, "region": "us-east-1",
+            "vpc_id": VPC, "query_timestamp": iso8601(ts), "query_name": format!("{name}."), "query_type": qtype,
+            "query_class": "IN", "rcode": rcode, "answers": a, "srcaddr": host.to_string(), "srcport": "53535",
+            "transport": "UDP", "srcids": {"instance": "i-0123456789abcdef0"}});
+        writeln!(out, "{v}")?;
+        t.lines += 1;
+        t.queries += 1;
+        let addrs: Vec<IpAddr> = answers
+            .iter()
+            .filter(|(k, _)| *k == "A" || *k == "AAAA")
+            .map(|(_, d)| d.parse().expect("synth writes addresses"))
+            .collect();
+        if rcode != "NOERROR" {
+            t.failed += 1;
+        } else if addrs.is_empty() {
+            t.without_address += 1;
+        } else {
+            t.answered += 1;
+            for a in addrs {
+                *t.answers.entry((a, host, name.to_string())).or_default() += 1;
+            }
+        }
+        Ok(())
+    };
+    let v6 = |r: usize| format!("2001:db8:{:x}::{:x}", r / 256, r % 256 + 1);
+    // Answers for remote r: a CNAME chain for every fifth, the remote, an address of no flow.
+    let answers_of = |r: usize, ip: Ipv4Addr| -> Vec<(&'static str, String)> {
+        let mut a = Vec::new();
+        if r % 5 == 0 {
+            a.push(("CNAME", format!("edge-{r}.cdn.example.net.")));
+            a.push(("CNAME", format!("e{r}.a.edgekey.example.")));
+        }
+        a.push(("A", ip.to_string()));
+        a.push(("A", format!("192.0.2.{}", r % 250 + 1)));
+        a
+    };
+    let mut k = 0u64;
+    for &(h, r) in truth.pairs.keys() {
+        let (Some(&hi), Some(&ri)) = (host_of.get(&h), remote_of.get(&r)) else {
+            continue; // a pod's address (secondary IP): its node asks, not modelled
+        };
+        if ri % 13 == 12 {
+            continue; // reached by address: no query names it
+        }
+        let remote = &s.remotes[ri];
+        let name = remote_name(s, ri);
+        let before = ri % 11 == 4;
+        let ts = if before { t0 - 3600 } else { t0 + (k % 600) };
+        k += 1;
+        let case = (hi * 31 + ri) % 8;
+        if case == 0 {
+            // This host does not ask; the next host does, for one flow in two.
+            if (hi + ri) % 2 == 0 {
+                let other = IpAddr::V4(s.hosts[(hi + 1) % s.hosts.len()].ip);
+                line(
+                    &mut out,
+                    &mut t,
+                    ts,
+                    other,
+                    &name,
+                    "A",
+                    "NOERROR",
+                    &answers_of(ri, remote.ip),
+                )?;
+            }
+            continue;
+        }
+        for _ in 0..1 + case % 3 {
+            line(
+                &mut out,
+                &mut t,
+                ts,
+                h,
+                &name,
+                "A",
+                "NOERROR",
+                &answers_of(ri, remote.ip),
+            )?;
+        }
+        line(&mut out, &mut t, ts, h, &name, "AAAA", "NOERROR", &[("AAAA", v6(ri))])?;
+        if ri % 7 == 3 {
+            line(
+                &mut out,
+                &mut t,
+                ts,
+                h,
+                &format!("alt-{ri}.github.com"),
+                "A",
+                "NOERROR",
+                &[("A", remote.ip.to_string())],
+            )?;
+        }
+        // NXDOMAIN (a CNAME to a name that does not exist) and a name with no AAAA (NODATA).
+        if case == 5 {
+            line(
+                &mut out,
+                &mut t,
+                ts,
+                h,
+                &format!("typo-{ri}.example.com"),
+                "A",
+                "NXDOMAIN",
+                &[("CNAME", "gone.example.net.".into())],
+            )?;
+            line(
+                &mut out,
+                &mut t,
+                ts,
+                h,
+                &format!("v4only-{ri}.example.com"),
+                "AAAA",
+                "NOERROR",
+                &[],
+            )?;
+        }
+    }
+    // The documented example (a PTR query answered without an address), and two broken lines.
+    writeln!(
+        out,
+        r#"{{"srcaddr": "4.5.64.102", "vpc_id": "vpc-7example", "answers": [{{"Rdata": "203.0.113.9", "Type": "PTR", "Class": "IN"}}], "firewall_rule_group_id": "rslvr-frg-01234567890abcdef", "firewall_rule_action": "BLOCK", "query_name": "15.3.4.32.in-addr.arpa.", "firewall_domain_list_id": "rslvr-fdl-01234567890abcdef", "query_class": "IN", "srcids": {{"instance": "i-0d15cd0d3example"}}, "rcode": "NOERROR", "query_type": "PTR", "transport": "UDP", "version": "1.100000", "account_id": "111122223333", "srcport": "56067", "query_timestamp": "2021-02-04T17:51:55Z", "region": "us-east-1"}}"#
+    )?;
+    t.lines += 1;
+    t.queries += 1;
+    t.without_address += 1;
+    writeln!(out, "this is not a query log entry")?;
+    writeln!(
+        out,
+        r#"{{"query_name": "cut.example.", "rcode": "NOERROR", "answers": [{{"Rdata": "203.0.113."#
+    )?;
+    t.lines += 2;
+    t.malformed += 2;
+    // What the scenario exercised (for tests to check that it did).
+    for &(h, r) in truth.pairs.keys() {
+        let Some(&ri) = remote_of.get(&r) else { continue };
+        if let Some((names, own)) = t.expected(h, r) {
+            t.named_by_other_hosts += u64::from(!own);
+            t.several_names += u64::from(names.len() > 1);
+            t.resolved_before_window += u64::from(ri % 11 == 4);
+            t.cname_chains += u64::from(ri % 5 == 0);
+        }
+    }
+    t.ipv6_answers = t.answers.keys().filter(|(a, _, _)| a.is_ipv6()).count() as u64;
+    Ok(t)
+}
