@@ -7,6 +7,7 @@
 //! dependency: the recorder's Lambda and the `natflow` CLI both feed it lines.
 
 pub mod analyze;
+pub mod destinations;
 pub mod dns;
 pub mod error;
 pub mod format;
