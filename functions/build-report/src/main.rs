@@ -3,7 +3,8 @@
 //! and the NAT's metrics, stores the JSON report next to the recording and returns the notice.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use natrec::adapters::{cloudwatch::CloudWatch, logs::LogGroup};
+use natrec::adapters::{cloudwatch::CloudWatch, dynamodb::DynamoStore, logs::LogGroup};
+use natrec::ledger::Ledgered;
 use natrec::pacing::SystemClock;
 use natrec::report::{self, ReportInput, ReportNotice, ReportSettings};
 use natrec::{env, RecorderError};
@@ -15,12 +16,15 @@ struct App {
     records: LogGroup,
     metrics: CloudWatch,
     clock: SystemClock,
+    ledger: DynamoStore,
 }
 
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, RecorderError> {
     let input: ReportInput = serde_json::from_value(event.payload)
         .map_err(|e| RecorderError::UnexpectedEvent(format!("the report step needs execution and state: {e}")))?;
     let deadline_ms = event.context.deadline as i64;
+    // Every query in the execution's ledger while it may run, for the sweeper (natrec::ledger).
+    let queries = Ledgered::new(&app.records, &app.ledger, &app.clock, input.execution.clone());
     report::build(
         input,
         &app.settings,
@@ -28,7 +32,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, Re
         &app.clock,
         &app.archive,
         &app.records,
-        &app.records,
+        &queries,
         &app.metrics,
     )
     .await
@@ -47,6 +51,7 @@ async fn main() -> Result<(), Error> {
         records: LogGroup::reader(&config, env::var("FLOW_LOG_GROUP")?),
         metrics: CloudWatch::new(aws_sdk_cloudwatch::Client::new(&config)),
         clock: SystemClock::default(),
+        ledger: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
     };
     run(service_fn(|event| handle(&app, event))).await
 }

@@ -9,6 +9,7 @@ pub mod env;
 pub mod error;
 pub mod event;
 pub mod insights;
+pub mod ledger;
 pub mod nat;
 pub mod notice;
 pub mod pacing;

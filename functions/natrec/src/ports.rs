@@ -280,3 +280,28 @@ pub trait LogQueries: Send + Sync {
     /// Stops a query; one that already ended is not an error.
     async fn stop(&self, query_id: &str) -> Result<()>;
 }
+
+/// The report's Logs Insights queries that may still run, by execution: one ledger per
+/// execution in the recorder's DynamoDB table. A query is written in right after StartQuery
+/// answers and taken out once it ended or was stopped (`crate::ledger::Ledgered` does both around
+/// [`LogQueries`]), so that the sweeper can stop the queries of an execution that ended while
+/// they ran (stopped by hand, failed hard, timed out), instead of leaving them to scan and bill
+/// for up to 60 minutes.
+#[async_trait]
+pub trait QueryLedger: Send + Sync {
+    /// Writes `query_id` into `execution`'s ledger, which expires (table TTL) at `expires_at_s`.
+    async fn record(&self, execution: &str, query_id: &str, expires_at_s: i64) -> Result<()>;
+    /// Takes `query_id` out of `execution`'s ledger; one not in it is not an error.
+    async fn forget(&self, execution: &str, query_id: &str) -> Result<()>;
+    /// Every ledger that holds a query.
+    async fn all(&self) -> Result<Vec<LedgeredQueries>>;
+}
+
+/// One execution's ledger of queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgeredQueries {
+    pub execution: String,
+    pub query_ids: Vec<String>,
+    /// Its TTL (epoch s): no query runs longer than 60 minutes, so past it none of them runs.
+    pub expires_at_s: i64,
+}

@@ -17,7 +17,9 @@ use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::nat::{nat_label, nat_short_name, NatGatewayId};
-use crate::ports::{Executions, FlowLogs, NatDirectory, Notifier, RecordingStore, TaggedFlowLog};
+use crate::ports::{
+    Executions, FlowLogs, LogQueries, NatDirectory, Notifier, QueryLedger, RecordingStore, TaggedFlowLog,
+};
 use crate::recording::{TAG_EXECUTION, TAG_EXPIRES, TAG_NAT, TAG_STACK};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +53,40 @@ pub struct SweepReport {
     /// Executions whose status could not be read: their flow logs wait for their expiry.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unchecked: Vec<String>,
+    /// The report queries stopped ([`stop_queries`]).
+    #[serde(skip_serializing_if = "QuerySweep::is_empty")]
+    pub queries: QuerySweep,
+}
+
+/// What [`stop_queries`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QuerySweep {
+    /// Logs Insights queries stopped (or found already ended) and taken out of their ledger.
+    pub stopped: Vec<String>,
+    /// Executions whose status could not be read: their queries wait for the ledger's expiry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
+    /// What failed (the ledger unreadable, a StopQuery refused): left for the next sweep.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl QuerySweep {
+    pub fn is_empty(&self) -> bool {
+        self.stopped.is_empty() && self.unchecked.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Whose report queries [`stop_queries`] stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryScope<'a> {
+    /// Those of this execution, which ended (the execution status change rule), and those of
+    /// every other execution no longer running.
+    Ended(&'a str),
+    /// Those of every execution no longer running, or past the ledger's expiry (the schedule).
+    NotRunning,
+    /// All of them (stack deletion).
+    Everything,
 }
 
 /// An execution of the recorder that ended abnormally, from EventBridge's "Step Functions
@@ -148,6 +184,65 @@ pub async fn sweep(
         stack_name, now, everything, None, flow_logs, executions, store, notifier,
     )
     .await
+}
+
+/// Stops the report queries that no running execution waits for: those left in the ledger of an
+/// execution that ended while they ran (stopped by hand during WaitForQueries, failed hard, timed
+/// out), or that its report could not take out. StopQuery on a query that already ended is
+/// answered with an error ("CloudWatch Logs API reference, StopQuery": "If the query has already
+/// ended, the operation returns an error"), which the adapter takes as done. Never fails: what
+/// could not be done is reported and left for the next sweep (every 15 minutes), so that it never
+/// keeps the flow-log sweep from running.
+pub async fn stop_queries(
+    now: DateTime<Utc>,
+    scope: QueryScope<'_>,
+    ledger: &impl QueryLedger,
+    queries: &impl LogQueries,
+    executions: &impl Executions,
+) -> QuerySweep {
+    let mut out = QuerySweep::default();
+    let ledgers = match ledger.all().await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "query ledger not read: its queries are stopped by a later sweep");
+            out.errors.push(format!("the query ledger could not be read: {e}"));
+            return out;
+        }
+    };
+    for entry in ledgers.into_iter().filter(|l| !l.query_ids.is_empty()) {
+        let execution = &entry.execution;
+        // The execution of a status change event has ended, and a ledger past its expiry holds
+        // no running query: no need to ask.
+        let known_ended = matches!(scope, QueryScope::Ended(arn) if arn == execution);
+        if scope != QueryScope::Everything && !known_ended && entry.expires_at_s > now.timestamp() {
+            match executions.is_running(execution).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(error = %e, %execution, "execution status unknown: its queries are kept until the ledger expires");
+                    out.unchecked.push(execution.clone());
+                    continue;
+                }
+            }
+        }
+        for id in &entry.query_ids {
+            if let Err(e) = queries.stop(id).await {
+                warn!(error = %e, %execution, query = %id, "StopQuery failed: the next sweep tries again");
+                out.errors.push(format!("query {id} of {execution} not stopped: {e}"));
+                continue;
+            }
+            match ledger.forget(execution, id).await {
+                Ok(()) => {
+                    info!(%execution, query = %id, "stopped a query of an execution no longer running");
+                    out.stopped.push(id.clone());
+                }
+                Err(e) => out
+                    .errors
+                    .push(format!("query {id} of {execution} stopped, still in the ledger: {e}")),
+            }
+        }
+    }
+    out
 }
 
 /// An execution ended FAILED, ABORTED or TIMED_OUT: sweeps (its flow logs, if any are left, get

@@ -3,8 +3,8 @@
 //! CloudFormation custom resource so that deleting the stack deletes every recorder flow log.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use natrec::adapters::{dynamodb::DynamoStore, ec2::Ec2, sfn::StepFunctions, sns::Sns};
-use natrec::sweep::{self, EndedExecution, SweepReport};
+use natrec::adapters::{dynamodb::DynamoStore, ec2::Ec2, logs::LogGroup, sfn::StepFunctions, sns::Sns};
+use natrec::sweep::{self, EndedExecution, QueryScope, SweepReport};
 use natrec::{env, RecorderError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,12 +16,20 @@ struct App {
     executions: StepFunctions,
     store: DynamoStore,
     notifier: Sns,
+    /// StopQuery: the report queries in the ledger of executions no longer running.
+    queries: LogGroup,
 }
 
 impl App {
     async fn sweep(&self, everything: bool) -> Result<SweepReport, RecorderError> {
         let now = chrono::Utc::now();
-        sweep::sweep(
+        let scope = if everything {
+            QueryScope::Everything
+        } else {
+            QueryScope::NotRunning
+        };
+        let queries = self.stop_queries(scope).await;
+        let mut report = sweep::sweep(
             &self.stack_name,
             now,
             everything,
@@ -30,7 +38,15 @@ impl App {
             &self.store,
             &self.notifier,
         )
-        .await
+        .await?;
+        report.queries = queries;
+        Ok(report)
+    }
+
+    /// First, and never failing: a failed flow-log sweep must not leave queries running.
+    async fn stop_queries(&self, scope: QueryScope<'_>) -> sweep::QuerySweep {
+        let now = chrono::Utc::now();
+        sweep::stop_queries(now, scope, &self.store, &self.queries, &self.executions).await
     }
 }
 
@@ -55,14 +71,19 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, RecorderE
     // The execution status change rule: an execution ended FAILED, ABORTED or TIMED_OUT.
     let report = match EndedExecution::from_event(&event.payload) {
         Some(ended) => {
+            let queries = app.stop_queries(QueryScope::Ended(&ended.execution_arn)).await;
             let (e, s, n, st) = (&app.ec2, &app.executions, &app.notifier, &app.store);
-            sweep::after_execution_ended(&app.stack_name, chrono::Utc::now(), &ended, e, s, st, n).await?
+            let mut report =
+                sweep::after_execution_ended(&app.stack_name, chrono::Utc::now(), &ended, e, s, st, n).await?;
+            report.queries = queries;
+            report
         }
         None => app.sweep(false).await?,
     };
     info!(
         checked = report.checked,
         swept = report.swept.len(),
+        queries_stopped = report.queries.stopped.len(),
         told = report.told_unnotified.len(),
         "sweep done"
     );
@@ -117,6 +138,10 @@ async fn main() -> Result<(), Error> {
         executions: StepFunctions::new(aws_sdk_sfn::Client::new(&config)),
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env::var("TABLE_NAME")?),
         notifier: Sns::new(aws_sdk_sns::Client::new(&config), env::var("TOPIC_ARN")?),
+        queries: LogGroup::new(
+            aws_sdk_cloudwatchlogs::Client::new(&config),
+            env::var("FLOW_LOG_GROUP")?,
+        ),
     };
     run(service_fn(|event| handle(&app, event))).await
 }

@@ -373,3 +373,94 @@ impl RecordingStore for DynamoStore {
         Ok(out)
     }
 }
+
+/// The query ledger of an execution: one item, `pk` = `queries#<execution ARN>`, holding the
+/// string set `query_ids`, `query_execution` and `expires_at` (the table's TTL attribute).
+/// Never `execution`: that attribute marks a held lock (`held_locks`).
+pub fn ledger_key(execution: &str) -> String {
+    format!("{LEDGER_PREFIX}{execution}")
+}
+const LEDGER_PREFIX: &str = "queries#";
+
+#[async_trait]
+impl crate::ports::QueryLedger for DynamoStore {
+    async fn record(&self, execution: &str, query_id: &str, expires_at_s: i64) -> Result<()> {
+        // ADD to a string set creates it or adds to it, atomically, with no read first (DynamoDB
+        // developer guide, "Using update expressions": ADD, DELETE); UpdateItem creates the item
+        // if missing (API reference, UpdateItem).
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ledger_key(execution)))
+            .update_expression("SET query_execution = :e, expires_at = :x ADD query_ids :q")
+            .expression_attribute_values(":e", s(execution))
+            .expression_attribute_values(":x", n(expires_at_s))
+            .expression_attribute_values(":q", AttributeValue::Ss(vec![query_id.to_string()]))
+            .send()
+            .await
+            .map_err(|e| err("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    async fn forget(&self, execution: &str, query_id: &str) -> Result<()> {
+        // DELETE takes the ID out of the set (the attribute goes with its last element: DynamoDB
+        // supports no empty set, "Supported data types"). The condition keeps UpdateItem from
+        // creating an item that holds only the key when the ledger is already gone (TTL).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ledger_key(execution)))
+            .update_expression("DELETE query_ids :q")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":q", AttributeValue::Ss(vec![query_id.to_string()]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some(CONDITION_FAILED) => Ok(()),
+            Err(e) => Err(err("UpdateItem", &e)),
+        }
+    }
+
+    async fn all(&self) -> Result<Vec<crate::ports::LedgeredQueries>> {
+        // A Scan reads at most 1 MB a call and filters after reading, so a page may hold none and
+        // still carry LastEvaluatedKey (API reference, Scan): the paginator follows every page.
+        // Expired ledgers still show until TTL deletes them ("Working with expired items"): the
+        // sweeper takes them as ended.
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :p) AND attribute_exists(query_ids)")
+            .expression_attribute_values(":p", s(LEDGER_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| err("Scan", &e))?;
+            for item in page.items() {
+                let ids = ledger_ids(item);
+                if let (Some(execution), false) = (get_s(item, "query_execution"), ids.is_empty()) {
+                    out.push(crate::ports::LedgeredQueries {
+                        execution: execution.to_string(),
+                        query_ids: ids,
+                        expires_at_s: get_n(item, "expires_at").unwrap_or(i64::MAX),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn ledger_ids(item: &Item) -> Vec<String> {
+    let mut ids = item
+        .get("query_ids")
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}

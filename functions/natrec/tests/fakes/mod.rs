@@ -524,3 +524,72 @@ impl LogQueries for NoQueries {
         panic!("a streaming report stopped a query")
     }
 }
+
+/// The query ledger as the DynamoDB adapter keeps it: per execution a set of query IDs
+/// (UpdateItem ADD / DELETE on a string set: adding one already there or taking out one not
+/// there changes nothing) and the TTL of its latest write. `fail_*`: the next calls refused, a
+/// throttling (transient) error each.
+#[derive(Default)]
+pub struct FakeLedger {
+    pub ledgers: Mutex<BTreeMap<String, (std::collections::BTreeSet<String>, i64)>>,
+    pub fail_record: Mutex<u32>,
+    pub fail_forget: Mutex<u32>,
+    pub fail_read: Mutex<u32>,
+}
+
+impl FakeLedger {
+    /// The queries in `execution`'s ledger.
+    pub fn of(&self, execution: &str) -> Vec<String> {
+        self.ledgers
+            .lock()
+            .unwrap()
+            .get(execution)
+            .map(|(ids, _)| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ledgers.lock().unwrap().values().all(|(ids, _)| ids.is_empty())
+    }
+    fn failing(counter: &Mutex<u32>, op: &'static str) -> Result<()> {
+        let mut n = counter.lock().unwrap();
+        if *n > 0 {
+            *n -= 1;
+            return Err(transient(op));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueryLedger for FakeLedger {
+    async fn record(&self, execution: &str, query_id: &str, expires_at_s: i64) -> Result<()> {
+        Self::failing(&self.fail_record, "UpdateItem")?;
+        let mut l = self.ledgers.lock().unwrap();
+        let entry = l.entry(execution.to_string()).or_default();
+        entry.0.insert(query_id.to_string());
+        entry.1 = expires_at_s;
+        Ok(())
+    }
+    async fn forget(&self, execution: &str, query_id: &str) -> Result<()> {
+        Self::failing(&self.fail_forget, "UpdateItem")?;
+        if let Some((ids, _)) = self.ledgers.lock().unwrap().get_mut(execution) {
+            ids.remove(query_id);
+        }
+        Ok(())
+    }
+    async fn all(&self) -> Result<Vec<LedgeredQueries>> {
+        Self::failing(&self.fail_read, "Scan")?;
+        Ok(self
+            .ledgers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, (ids, _))| !ids.is_empty())
+            .map(|(execution, (ids, expires_at_s))| LedgeredQueries {
+                execution: execution.clone(),
+                query_ids: ids.iter().cloned().collect(),
+                expires_at_s: *expires_at_s,
+            })
+            .collect())
+    }
+}
