@@ -40,6 +40,8 @@ impl Rng {
 
 pub const ACCOUNT: &str = "123456789012";
 pub const VPC: &str = "vpc-0a1b2c3d4e5f60718";
+/// When the first generated flow starts (epoch seconds).
+pub const START: u64 = 1_764_000_000;
 /// The zonal NAT Gateway whose interfaces the scenario's `nat` are.
 pub const ZONAL_NAT: &str = "nat-0123456789abcdef0";
 /// A regional NAT Gateway in the same VPC (its records: `interface-id` `-`, this `resource-id`).
@@ -201,7 +203,7 @@ impl<'a, W: Write> Writer<'a, W> {
             truth: Truth::default(),
             scenario,
             rng: Rng::new(seed),
-            t: 1_764_000_000,
+            t: START,
             written: 0,
             malformed: true,
             regional: false,
@@ -529,7 +531,7 @@ pub fn remote_name(s: &Scenario, r: usize) -> String {
 /// asked for by two names, AAAA answers, NXDOMAIN and answerless queries, the documented PTR
 /// example, a remote resolved only an hour before the flows, flows whose host never asked (another
 /// host did, or nobody), remotes reached by address (no query), two malformed lines, and fields this reader does not know. `t0`: the
-/// flows' first start ([`Writer`] starts at 1_764_000_000).
+/// flows' first start ([`START`] for a [`Writer`]).
 pub fn write_dns<W: Write>(s: &Scenario, truth: &Truth, mut out: W, t0: u64) -> io::Result<DnsTruth> {
     let mut t = DnsTruth::default();
     let host_of: BTreeMap<IpAddr, usize> = s.hosts.iter().enumerate().map(|(i, h)| (IpAddr::V4(h.ip), i)).collect();
