@@ -206,7 +206,10 @@ pub struct Destination {
     /// The endpoints that keep this traffic off the NAT.
     pub endpoints: Vec<VpcEndpoint>,
     pub sources: Vec<String>,
+    /// Templates: [`Destination::advice`] fills them in.
+    #[serde(skip)]
     advice: String,
+    #[serde(skip)]
     commands: Vec<String>,
 }
 
@@ -739,6 +742,22 @@ impl Catalogue {
     }
 }
 
+impl Catalogue {
+    /// A few words naming what `host` is, for a report line like
+    /// `registry-1.docker.io (Docker Hub)`: the well-known destination's name, else the AWS
+    /// service and its Region (`SQS, eu-west-1`; `STS, global endpoint`). `None` when unknown.
+    pub fn label(&self, host: &str) -> Option<String> {
+        if let Some(d) = self.classify(host) {
+            return Some(d.name);
+        }
+        let e = self.aws_endpoint(host)?;
+        Some(match e.region {
+            Some(r) => format!("{}, {r}", e.name),
+            None => format!("{}, global endpoint", e.name),
+        })
+    }
+}
+
 fn built_in_catalogue() -> &'static Catalogue {
     static C: OnceLock<Catalogue> = OnceLock::new();
     C.get_or_init(Catalogue::built_in)
@@ -747,6 +766,11 @@ fn built_in_catalogue() -> &'static Catalogue {
 /// [`Catalogue::classify`] with the built-in catalogue.
 pub fn classify(host: &str) -> Option<Destination> {
     built_in_catalogue().classify(host)
+}
+
+/// [`Catalogue::label`] with the built-in catalogue.
+pub fn label(host: &str) -> Option<String> {
+    built_in_catalogue().label(host)
 }
 
 /// [`Catalogue::aws_endpoint`] with the built-in catalogue.

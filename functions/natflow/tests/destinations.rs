@@ -2,7 +2,7 @@
 //! name, with exact advice texts.
 
 use natflow::destinations::{
-    aws_endpoint, classify, looks_like_region, normalize, AdviceContext, Catalogue, Class, DestinationsError,
+    aws_endpoint, classify, label, looks_like_region, normalize, AdviceContext, Catalogue, Class, DestinationsError,
     EndpointType,
 };
 use natflow::Prices;
@@ -761,4 +761,25 @@ fn region_codes_are_recognised_by_their_shape() {
     ] {
         assert!(!looks_like_region(r), "{r}");
     }
+}
+
+#[test]
+fn labels_name_what_a_host_is_or_nothing() {
+    let cases: &[(&str, Option<&str>)] = &[
+        ("registry-1.docker.io", Some("Docker Hub")),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com", Some("Amazon ECR")),
+        ("sqs.eu-west-1.amazonaws.com", Some("SQS, eu-west-1")),
+        ("sts.amazonaws.com", Some("STS, global endpoint")),
+        ("bucket.s3.amazonaws.com", Some("S3, global endpoint")),
+        ("evilpypi.org", None),
+        ("ec2-203-0-113-9.compute-1.amazonaws.com", None),
+    ];
+    for (host, want) in cases {
+        assert_eq!(label(host).as_deref(), *want, "{host}");
+    }
+    // The JSON form carries what was matched, not the unfilled templates.
+    let j = serde_json::to_value(classify("ghcr.io").unwrap()).unwrap();
+    assert_eq!(j["key"], "github-container-registry");
+    assert_eq!(j["class"], "container-registry");
+    assert!(j.get("advice").is_none() && j.get("commands").is_none(), "{j}");
 }
