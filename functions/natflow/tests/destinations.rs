@@ -251,10 +251,21 @@ fn parsed(host: &str) -> Option<Parsed> {
     })
 }
 
+/// (host, key, name, region, VPC endpoint service, type, full service name).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    EndpointType,
+    Option<&'static str>,
+);
+
 #[test]
 fn aws_service_endpoints_by_hostname() {
     use EndpointType::{Gateway, Interface};
-    let cases: &[(&str, &str, &str, Option<&str>, &str, EndpointType, Option<&str>)] = &[
+    let cases: &[Case] = &[
         (
             "sqs.eu-west-1.amazonaws.com",
             "sqs",
