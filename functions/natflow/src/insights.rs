@@ -8,7 +8,11 @@
 //!
 //! Query syntax: CloudWatch Logs User Guide, "CloudWatch Logs Insights language query syntax"
 //! (parse with a glob, `stats` with `sum`, `count`, `min`, `max` and `by`); results: Logs API
-//! reference, GetQueryResults (rows of `{field, value}`, at most 10,000 rows per query).
+//! reference, StartQuery (`limit` at most 100,000, "only supported for Logs Insights QL") and
+//! GetQueryResults (rows of `{field, value}`, at most 10,000 a request: `maxItems`, the rest
+//! through `nextToken`, up to 100,000 a query); the query syntax's `limit` page
+//! (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Limit.html: "You can
+//! specify a limit value of up to 100,000").
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +23,26 @@ use crate::report::ServerSide;
 /// The report's query, compiled in from `queries/`.
 pub const RECORDS_QUERY: &str = include_str!("../../../queries/report-records.query");
 
-/// Most rows one query returns (GetQueryResults; `limit` at most 10,000). A full answer may
-/// be missing groups: the caller splits the window and asks again.
-pub const MAX_ROWS: usize = 10_000;
+/// Most rows one query returns: StartQuery's `limit` and the query's `limit` command go up to
+/// 100,000 (Logs Insights QL), read from GetQueryResults [`PAGE_ROWS`] at a time with
+/// `nextToken`. A full answer may be missing groups: the caller splits the window and asks again.
+pub const MAX_ROWS: usize = 100_000;
+/// Most rows one query returns where a `limit` above 10,000 is refused (the API reference's
+/// older bound, "1 to 10,000"; StartQuery answers `InvalidParameterException` or
+/// `MalformedQueryException`): the plan falls back to it ([`Plan::rows_refused`]).
+pub const LEGACY_MAX_ROWS: usize = 10_000;
+/// Rows a GetQueryResults request returns at most (`maxItems`: "The maximum is 10,000 log events
+/// per request"); the caller asks for the next page with `nextToken` until none is returned.
+pub const PAGE_ROWS: usize = 10_000;
+
+/// The report query asking for at most `max_rows` rows (its `limit` command).
+pub fn records_query(max_rows: usize) -> String {
+    let limit = RECORDS_QUERY
+        .lines()
+        .find(|l| l.starts_with("| limit "))
+        .expect("the report query ends with a limit");
+    RECORDS_QUERY.replace(limit, &format!("| limit {max_rows}"))
+}
 
 /// Each recorder field the query groups by, as the query's `parse ... as` names it.
 pub const GROUP_FIELDS: &[(&str, &str)] = &[
@@ -81,20 +102,25 @@ fn number(v: Option<&str>) -> Option<u64> {
     })
 }
 
-impl Analyzer {
-    /// Counts one row of [`RECORDS_QUERY`]: the group of `records` records it stands for, as
-    /// if each had been read (the analyzer must use the recorder's format). A row without a
-    /// record count, or whose every grouped field is empty (lines the `parse` pattern did not
-    /// match), counts its records as malformed.
-    pub fn feed_group(&mut self, row: &Row) {
+/// One result row in the compact form the analysis needs: the record line it stands for, in the
+/// recorder's format, and how many records. About 200 bytes, where the row's `(field, value)`
+/// pairs take about 1.5 KB: 100,000 rows of an answer are ~20 MB instead of ~150 MB, so a caller
+/// converts each page's rows as it arrives ([`Group::from_row`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// `None`: lines the `parse` pattern did not match (every grouped field empty).
+    line: Option<Box<str>>,
+    records: u64,
+}
+
+impl Group {
+    /// A row of [`RECORDS_QUERY`] as a group (one for every row, so that a caller can tell a
+    /// full answer by their number; a row without a record count counts nothing).
+    pub fn from_row(row: &Row) -> Self {
         let records = number(value(row, RECORDS)).unwrap_or(0);
-        if records == 0 {
-            return;
-        }
         let grouped: Vec<Option<&str>> = GROUP_FIELDS.iter().map(|(_, q)| value(row, q)).collect();
-        if grouped.iter().all(Option::is_none) {
-            self.add_malformed(records);
-            return;
+        if records == 0 || grouped.iter().all(Option::is_none) {
+            return Self { line: None, records };
         }
         let mut line = String::with_capacity(256);
         for field in RECORDER_FIELDS {
@@ -123,7 +149,40 @@ impl Analyzer {
             }
             line.push_str(v.as_deref().unwrap_or("-"));
         }
-        self.line_weighted(line.as_bytes(), records);
+        Self {
+            line: Some(line.into_boxed_str()),
+            records,
+        }
+    }
+
+    /// A GetQueryResults row (`{field, value}` items) as a group ([`result_row`], then
+    /// [`Group::from_row`]).
+    pub fn from_result<'a>(items: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Self {
+        Self::from_row(&result_row(items))
+    }
+
+    /// The records it stands for.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+impl Analyzer {
+    /// Counts one row of [`RECORDS_QUERY`]: the group of `records` records it stands for, as
+    /// if each had been read (the analyzer must use the recorder's format). A row without a
+    /// record count, or whose every grouped field is empty (lines the `parse` pattern did not
+    /// match), counts its records as malformed.
+    pub fn feed_group(&mut self, row: &Row) {
+        self.count_group(&Group::from_row(row));
+    }
+
+    /// Counts one group ([`Analyzer::feed_group`] of the row it was made from).
+    pub fn count_group(&mut self, g: &Group) {
+        match &g.line {
+            _ if g.records == 0 => {}
+            Some(line) => self.line_weighted(line.as_bytes(), g.records),
+            None => self.add_malformed(g.records),
+        }
     }
 }
 
@@ -143,8 +202,9 @@ pub struct Window {
 
 /// The probe's length: a window longer than twice this is first asked for its first minute.
 pub const PROBE_S: i64 = 60;
-/// Rows a sized window is expected to hold at most: room below [`MAX_ROWS`] for a busier stretch.
-const TARGET_ROWS: usize = MAX_ROWS * 6 / 10;
+/// Rows a sized window is expected to hold at most, in tenths of the plan's most rows: room
+/// below it for a busier stretch.
+const TARGET_TENTHS: usize = 6;
 
 /// A full answer's window, asked again in two halves: the halves must scan what it scanned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +241,9 @@ pub struct Plan {
     records_scanned: u64,
     bytes_scanned: u64,
     warnings: Vec<String>,
+    /// A `limit` above [`LEGACY_MAX_ROWS`] was refused: queries ask for that many rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    legacy_rows: bool,
 }
 
 impl Plan {
@@ -229,6 +292,37 @@ impl Plan {
         }
     }
 
+    /// Most rows a query of this plan returns: [`MAX_ROWS`], or [`LEGACY_MAX_ROWS`] once refused.
+    pub fn max_rows(&self) -> usize {
+        if self.legacy_rows {
+            LEGACY_MAX_ROWS
+        } else {
+            MAX_ROWS
+        }
+    }
+
+    /// The query to start for each window ([`records_query`] of [`Plan::max_rows`]).
+    pub fn query(&self) -> String {
+        records_query(self.max_rows())
+    }
+
+    /// StartQuery refused window `w`'s query with a limit of [`MAX_ROWS`] (where only
+    /// [`LEGACY_MAX_ROWS`] is allowed, StartQuery answers `InvalidParameterException` or
+    /// `MalformedQueryException`): `true` when the plan now asks for [`LEGACY_MAX_ROWS`] and `w`
+    /// is queued again; `false` when it already did (the refusal is for another reason).
+    pub fn rows_refused(&mut self, w: Window, why: &str) -> bool {
+        if self.legacy_rows {
+            return false;
+        }
+        self.legacy_rows = true;
+        self.not_started(w);
+        self.warnings.push(format!(
+            "Logs Insights refused queries of {MAX_ROWS} rows ({why}): queries of {LEGACY_MAX_ROWS} rows were \
+             used, split where full"
+        ));
+        true
+    }
+
     /// The next window to query, if any is waiting.
     pub fn next_window(&mut self) -> Option<Window> {
         let w = self.todo.pop_front()?;
@@ -254,12 +348,12 @@ impl Plan {
         self.bytes_scanned += bytes;
         if w.probe {
             // Groups grow at most in proportion to time (a group seen in two windows counts in
-            // both): windows of the probe's density times TARGET_ROWS fit. A full probe says only
+            // both): windows of the probe's density times 60% of the most rows fit. A full probe says only
             // "dense": quarter-minute windows, split further if they fill.
             let span = match rows {
-                r if r >= MAX_ROWS => PROBE_S / 4,
+                r if r >= self.max_rows() => PROBE_S / 4,
                 0 => i64::MAX / 4,
-                r => (TARGET_ROWS as i64 * PROBE_S / r as i64).max(1),
+                r => ((self.max_rows() * TARGET_TENTHS / 10) as i64 * PROBE_S / r as i64).max(1),
             };
             self.size_rest(span);
         }
@@ -275,13 +369,14 @@ impl Plan {
                 ));
             }
         }
-        if rows < MAX_ROWS {
+        if rows < self.max_rows() {
             self.records_scanned += scanned;
             return Verdict::Count;
         }
         if w.end <= w.start {
             return Verdict::TooDense(format!(
-                "more than {MAX_ROWS} groups of records in the one second {}: too many to count server-side",
+                "more than {} groups of records in the one second {}: too many to count server-side",
+                self.max_rows(),
                 w.start
             ));
         }
@@ -327,13 +422,13 @@ impl Plan {
 }
 
 impl Analyzer {
-    /// Counts a complete answer the plan said to count: its rows, and the records it scanned
+    /// Counts a complete answer the plan said to count: its groups, and the records it scanned
     /// that form no group (lines the pattern did not match) as malformed.
-    pub fn feed_answer<'r>(&mut self, rows: impl IntoIterator<Item = &'r Row>, scanned: u64, bytes: u64) {
+    pub fn feed_answer<'g>(&mut self, groups: impl IntoIterator<Item = &'g Group>, scanned: u64, bytes: u64) {
         let mut grouped = 0u64;
-        for row in rows {
-            grouped += number(value(row, RECORDS)).unwrap_or(0);
-            self.feed_group(row);
+        for g in groups {
+            grouped += g.records;
+            self.count_group(g);
         }
         let unmatched = scanned.saturating_sub(grouped);
         if unmatched > 0 {
@@ -452,12 +547,12 @@ mod tests {
             p.next_window().is_none() && p.has_windows(),
             "the rest waits for the probe"
         );
-        // 2,000 groups a minute: windows of 6,000 rows' worth, 3 minutes.
-        assert_eq!(p.answered(probe, 2_000, 10, 100), Verdict::Count);
+        // 20,000 groups a minute: windows of 60,000 rows' worth, 3 minutes.
+        assert_eq!(p.answered(probe, 20_000, 10, 100), Verdict::Count);
         let mut windows = vec![];
         while let Some(w) = p.next_window() {
             windows.push((w.start, w.end));
-            assert_eq!(p.answered(w, 5_000, 10, 100), Verdict::Count);
+            assert_eq!(p.answered(w, 50_000, 10, 100), Verdict::Count);
         }
         assert_eq!(windows, [(60, 239), (240, 419), (420, 599), (600, 779), (780, 899)]);
         assert!(!p.has_windows());
@@ -479,6 +574,48 @@ mod tests {
             .take(4)
             .collect();
         assert_eq!(next, [(60, 74), (75, 89), (90, 104), (105, 119)]);
+    }
+
+    #[test]
+    fn answers_hold_up_to_100_000_rows_and_10_000_where_more_is_refused() {
+        assert_eq!(MAX_ROWS, 100_000);
+        assert!(RECORDS_QUERY.trim_end().ends_with("| limit 100000"), "{RECORDS_QUERY}");
+        assert!(records_query(10_000).trim_end().ends_with("| limit 10000"));
+        assert_eq!(records_query(10_000).len(), RECORDS_QUERY.len() - 1);
+        // 27,000 talkers in the probe's minute (a dense NAT): the rest of a 15-minute window in
+        // windows of 60,000 rows' worth (133 s), each counted, each record scanned once.
+        let mut p = Plan::new(0, 899);
+        let probe = p.next_window().unwrap();
+        assert_eq!(p.query(), RECORDS_QUERY);
+        assert_eq!(p.answered(probe, 27_000, 10, 100), Verdict::Count);
+        let mut n = 1;
+        while let Some(w) = p.next_window() {
+            assert_eq!(w.end - w.start + 1, 133.min(900 - w.start));
+            assert_eq!(p.answered(w, 99_999, 10, 100), Verdict::Count);
+            n += 1;
+        }
+        assert_eq!((n, p.server_side().split, p.server_side().bytes_scanned), (8, 0, 800));
+        // Only a full answer (100,000 rows) is split.
+        let mut p = Plan::new(0, 99);
+        let w = p.next_window().unwrap();
+        assert_eq!(p.answered(w, 100_000, 1, 1), Verdict::Split);
+        // Refused: the window again, with queries of 10,000 rows, once.
+        let mut p = Plan::new(0, 99);
+        let w = p.next_window().unwrap();
+        assert!(p.rows_refused(w, "InvalidParameterException"));
+        assert_eq!((p.max_rows(), p.server_side().queries), (LEGACY_MAX_ROWS, 0));
+        assert!(p.query().trim_end().ends_with("| limit 10000"));
+        assert!(
+            p.warnings()[0].contains("refused queries of 100000 rows"),
+            "{:?}",
+            p.warnings()
+        );
+        let w = p.next_window().unwrap();
+        assert_eq!((w.start, w.end), (0, 99));
+        assert!(!p.rows_refused(w, "again"), "a second refusal is another reason");
+        let back: Plan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.max_rows(), LEGACY_MAX_ROWS);
+        assert_eq!(p.answered(w, 10_000, 1, 1), Verdict::Split);
     }
 
     #[test]
