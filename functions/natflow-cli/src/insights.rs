@@ -7,8 +7,12 @@
 //! - `startTime` and `endTime` are epoch seconds and both inclusive: a window split in two is
 //!   `[start, mid]` and `[mid + 1, end]`; the halves' scanned records are checked against the
 //!   whole window's, and a difference is reported, never hidden.
-//! - A query returns at most 10,000 rows: a full answer may miss groups, so its window is asked
-//!   again in two halves (until one second holds more than 10,000 groups: an error).
+//! - A query returns at most 100,000 rows (StartQuery `limit`, "only supported for Logs Insights
+//!   QL"), read 10,000 a GetQueryResults request (`maxItems`) with `nextToken` for the next page.
+//!   Where a limit above 10,000 is refused (the older bound, 1 to 10,000:
+//!   `InvalidParameterException` or `MalformedQueryException`), queries of 10,000 rows are used.
+//!   A full answer may miss groups, so its window is asked again in two halves (until one second
+//!   holds more groups than an answer: an error).
 //! - Status Scheduled/Running until Complete; Failed, Cancelled, Timeout (60 minutes) end it.
 //! - Concurrent queries per account are limited (`LimitExceededException`, shared with everyone in
 //!   the account): the CLI runs a few at a time and waits and retries when refused.
@@ -22,7 +26,7 @@ use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::QueryStatus;
 use aws_sdk_cloudwatchlogs::Client;
 use indicatif::ProgressBar;
-use natflow::insights::{Plan, Verdict, Window, MAX_ROWS, RECORDS_QUERY};
+use natflow::insights::{Group, Plan, Verdict, Window, MAX_ROWS, PAGE_ROWS};
 use natflow::report::ServerSide;
 use natflow::Analyzer;
 
@@ -46,9 +50,28 @@ fn logs_error(op: &str, group: &str, region: &str, e: impl ProvideErrorMetadata 
     ))
 }
 
-/// Starts the report query on one window, waiting while the account's concurrent queries are at
+/// Why a query was not started.
+enum NotStarted {
+    /// The limit of more than 10,000 rows was refused (the error code and message).
+    Rows(String),
+    Failed(CliError),
+}
+
+impl From<CliError> for NotStarted {
+    fn from(e: CliError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Starts the plan's query on one window, waiting while the account's concurrent queries are at
 /// their quota.
-async fn start_query(client: &Client, group: &str, region: &str, w: &Window) -> Result<String, CliError> {
+async fn start_query(
+    client: &Client,
+    group: &str,
+    region: &str,
+    plan: &Plan,
+    w: &Window,
+) -> Result<String, NotStarted> {
     let mut wait = Duration::from_secs(2);
     for attempt in 1..=START_ATTEMPTS {
         let sent = client
@@ -56,8 +79,8 @@ async fn start_query(client: &Client, group: &str, region: &str, w: &Window) -> 
             .log_group_name(group)
             .start_time(w.start)
             .end_time(w.end)
-            .query_string(RECORDS_QUERY)
-            .limit(MAX_ROWS as i32)
+            .query_string(plan.query())
+            .limit(plan.max_rows() as i32)
             .send()
             .await;
         match sent {
@@ -65,22 +88,31 @@ async fn start_query(client: &Client, group: &str, region: &str, w: &Window) -> 
                 return out
                     .query_id()
                     .map(str::to_string)
-                    .ok_or_else(|| CliError::Aws(format!("StartQuery on {group}: no query ID in the answer")))
+                    .ok_or_else(|| CliError::Aws(format!("StartQuery on {group}: no query ID in the answer")).into())
             }
             Err(e) => {
                 let e = e.into_service_error();
+                if plan.max_rows() == MAX_ROWS
+                    && matches!(e.code(), Some("InvalidParameterException" | "MalformedQueryException"))
+                {
+                    return Err(NotStarted::Rows(format!(
+                        "{}: {}",
+                        e.code().unwrap_or_default(),
+                        e.message().unwrap_or_default()
+                    )));
+                }
                 if e.code() == Some("LimitExceededException") && attempt < START_ATTEMPTS {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(30));
                     continue;
                 }
-                return Err(match e.code() {
+                return Err(NotStarted::Failed(match e.code() {
                     Some("LimitExceededException") => CliError::Aws(format!(
                         "StartQuery on {group} in {region}: the account's concurrent Logs Insights queries stayed at \
                          their quota for minutes (LimitExceededException); run again later, or without --server-side"
                     )),
                     _ => logs_error("StartQuery", group, region, e),
-                });
+                }));
             }
         }
     }
@@ -115,17 +147,29 @@ pub async fn read(
         while plan.has_windows() || !running.is_empty() {
             while running.len() < CONCURRENT {
                 let Some(w) = plan.next_window() else { break };
-                let id = start_query(client, group, region, &w).await?;
-                started.push(id.clone());
-                running.push((w, id));
+                match start_query(client, group, region, &plan, &w).await {
+                    Ok(id) => {
+                        started.push(id.clone());
+                        running.push((w, id));
+                    }
+                    Err(NotStarted::Rows(why)) => {
+                        plan.rows_refused(w, &why);
+                    }
+                    Err(NotStarted::Failed(e)) => return Err(e),
+                }
             }
             tokio::time::sleep(POLL).await;
             let mut still = Vec::with_capacity(running.len());
             for (w, id) in std::mem::take(&mut running) {
-                let out = client
-                    .get_query_results()
-                    .query_id(&id)
-                    .send()
+                let page = |token: Option<String>| {
+                    client
+                        .get_query_results()
+                        .query_id(&id)
+                        .max_items(PAGE_ROWS as i32)
+                        .set_next_token(token)
+                        .send()
+                };
+                let out = page(None)
                     .await
                     .map_err(|e| logs_error("GetQueryResults", group, region, e.into_service_error()))?;
                 match out.status() {
@@ -147,7 +191,30 @@ pub async fn read(
                 let stats = out.statistics();
                 let scanned = stats.map_or(0.0, |s| s.records_scanned()) as u64;
                 let bytes = stats.map_or(0.0, |s| s.bytes_scanned()) as u64;
-                match plan.answered(w, out.results().len(), scanned, bytes) {
+                // Every page of the answer, 10,000 rows each (`maxItems`), in compact form as it
+                // arrives; a repeated token or an empty page ends it rather than looping.
+                let groups = |out: &aws_sdk_cloudwatchlogs::operation::get_query_results::GetQueryResultsOutput| {
+                    out.results()
+                        .iter()
+                        .map(|row| Group::from_result(row.iter().map(|f| (f.field(), f.value()))))
+                        .collect::<Vec<_>>()
+                };
+                let mut rows = groups(&out);
+                let mut token = out.next_token().map(str::to_string);
+                while let Some(t) = token.take() {
+                    if rows.len() >= MAX_ROWS {
+                        break;
+                    }
+                    let next = page(Some(t.clone()))
+                        .await
+                        .map_err(|e| logs_error("GetQueryResults", group, region, e.into_service_error()))?;
+                    rows.extend(groups(&next));
+                    token = next
+                        .next_token()
+                        .filter(|n| *n != t && !next.results().is_empty())
+                        .map(str::to_string);
+                }
+                match plan.answered(w, rows.len(), scanned, bytes) {
                     Verdict::Split => {}
                     Verdict::TooDense(why) => {
                         return Err(CliError::Aws(format!(
@@ -155,13 +222,8 @@ pub async fn read(
                         )))
                     }
                     Verdict::Count => {
-                        let rows: Vec<Vec<(String, String)>> = out
-                            .results()
-                            .iter()
-                            .map(|row| natflow::insights::result_row(row.iter().map(|f| (f.field(), f.value()))))
-                            .collect();
                         rows_fed += rows.len();
-                        a.feed_answer(rows.iter().map(Vec::as_slice), scanned, bytes);
+                        a.feed_answer(&rows, scanned, bytes);
                     }
                 }
             }

@@ -2,18 +2,20 @@
 //! (natflow::insights: the query, the window plan, the counting), driven here through the
 //! [`LogQueries`] port within a time budget. A run that cannot finish in one invocation returns
 //! its progress (the plan, the running and the answered query IDs: small, whatever the size of the
-//! recording) for the next invocation to carry on; result rows are fetched again at the end
-//! (GetQueryResults keeps them 7 days), so no row travels through the state machine.
+//! recording) for the next invocation to carry on; the answers an earlier invocation counted are
+//! fetched again at the end (GetQueryResults keeps them 7 days), so no row travels through the
+//! state machine. Each answer is counted as soon as the plan says so and then dropped: at most
+//! one answer (up to 100,000 rows, in compact form) is held at a time.
 
 use std::time::Duration;
 
-use natflow::insights::{Plan, Verdict, Window, MAX_ROWS, RECORDS_QUERY};
+use natflow::insights::{Plan, Verdict, Window};
 use natflow::report::ServerSide;
 use natflow::Analyzer;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::error::Result;
+use crate::error::{RecorderError, Result};
 use crate::pacing::Clock;
 use crate::ports::{LogQueries, QueryState};
 
@@ -73,10 +75,12 @@ pub enum Outcome {
         server_side: ServerSide,
         warnings: Vec<String>,
     },
-    /// Not finished before `stop_ms`: carry on with this.
+    /// Not finished before `stop_ms`: carry on with this. The analyzer holds part of the answers
+    /// (counted as they came): discard it; the next invocation counts them again.
     Pending(Progress),
     /// A query failed, timed out or was cancelled, or the records are too dense to count
-    /// server-side: every running query was stopped; the caller reads the records instead.
+    /// server-side: every running query was stopped; the caller reads the records instead, into a
+    /// fresh analyzer (this one holds the answers counted before the failure).
     Failed(String),
 }
 
@@ -89,7 +93,16 @@ pub async fn stop_all(queries: &impl LogQueries, ids: impl Iterator<Item = &str>
     }
 }
 
-/// Carries a run on until it is done, fails, or `stop_ms` (epoch ms) comes.
+/// Where the documented older bound on `limit` (1 to 10,000) holds, StartQuery refuses a larger
+/// one as a bad parameter (API reference, StartQuery, Errors: `InvalidParameterException`,
+/// `MalformedQueryException`).
+fn refuses_rows(e: &RecorderError) -> bool {
+    matches!(e, RecorderError::Aws { message, .. }
+        if message.starts_with("InvalidParameterException") || message.starts_with("MalformedQueryException"))
+}
+
+/// Carries a run on until it is done, fails, or `stop_ms` (epoch ms) comes. `analyzer` must be
+/// fresh: the answers are counted into it as they come.
 pub async fn advance(
     queries: &impl LogQueries,
     clock: &impl Clock,
@@ -99,11 +112,12 @@ pub async fn advance(
 ) -> Result<Outcome> {
     let mut failures: std::collections::HashMap<String, u32> = Default::default();
     let mut round = 0u32;
-    let mut rows_here: std::collections::HashMap<String, Vec<Vec<(String, String)>>> = Default::default();
+    // Answers counted into `analyzer` by this invocation (earlier ones are fetched at the end).
+    let mut counted: std::collections::HashSet<String> = Default::default();
     loop {
         while p.running.len() < CONCURRENT {
             let Some(w) = p.plan.next_window() else { break };
-            match queries.start(RECORDS_QUERY, w.start, w.end, MAX_ROWS).await {
+            match queries.start(&p.plan.query(), w.start, w.end, p.plan.max_rows()).await {
                 Ok(Some(id)) => {
                     p.running.push((w, id));
                     round = 0;
@@ -116,6 +130,10 @@ pub async fn advance(
                 Err(e) if e.is_transient() => {
                     p.plan.not_started(w);
                     break;
+                }
+                // A limit of 100,000 refused: 10,000-row queries instead (once).
+                Err(e) if refuses_rows(&e) && p.plan.rows_refused(w, &e.to_string()) => {
+                    warn!(error = %e, "StartQuery refused 100,000 rows: queries of 10,000 rows instead");
                 }
                 Err(e) => {
                     stop_all(queries, p.query_ids()).await;
@@ -174,7 +192,9 @@ pub async fn advance(
                         return Ok(Outcome::Failed(why));
                     }
                     Verdict::Count => {
-                        rows_here.insert(id.clone(), rows);
+                        analyzer.feed_answer(&rows, records_scanned, bytes_scanned);
+                        drop(rows);
+                        counted.insert(id.clone());
                         p.answered.push(Answered {
                             window: w,
                             query_id: id,
@@ -187,21 +207,24 @@ pub async fn advance(
         }
         p.running = still;
     }
-    // Every answer is in: count them (rows of earlier invocations are fetched again).
-    for a in &p.answered {
-        let rows = match rows_here.remove(&a.query_id) {
-            Some(rows) => rows,
-            None => match queries.results(&a.query_id).await? {
-                QueryState::Complete { rows, .. } => rows,
-                other => {
-                    return Ok(Outcome::Failed(format!(
-                        "the answer of query {} could not be read again ({other:?})",
-                        a.query_id
-                    )))
-                }
-            },
+    // Every answer is in: count those of earlier invocations, fetched again one at a time.
+    for a in p.answered.iter().filter(|a| !counted.contains(&a.query_id)) {
+        let rows = match queries.results(&a.query_id).await? {
+            QueryState::Complete { rows, .. } => rows,
+            QueryState::Running => {
+                return Ok(Outcome::Failed(format!(
+                    "the answer of query {} could not be read again (Running)",
+                    a.query_id
+                )))
+            }
+            QueryState::Ended(status) => {
+                return Ok(Outcome::Failed(format!(
+                    "the answer of query {} could not be read again ({status})",
+                    a.query_id
+                )))
+            }
         };
-        analyzer.feed_answer(rows.iter().map(Vec::as_slice), a.records_scanned, a.bytes_scanned);
+        analyzer.feed_answer(&rows, a.records_scanned, a.bytes_scanned);
     }
     Ok(Outcome::Done {
         server_side: p.plan.server_side(),

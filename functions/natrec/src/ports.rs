@@ -256,9 +256,10 @@ pub trait FlowRecords: Send + Sync {
 pub enum QueryState {
     /// Scheduled or Running.
     Running,
-    /// Complete: the result rows (`(field, value)` pairs, `@ptr` left out) and what it scanned.
+    /// Complete: every result row (all GetQueryResults pages, read with `nextToken`), each in
+    /// the compact form the analysis counts, and what the query scanned.
     Complete {
-        rows: Vec<Vec<(String, String)>>,
+        rows: Vec<natflow::insights::Group>,
         records_scanned: u64,
         bytes_scanned: u64,
     },

@@ -788,3 +788,38 @@ async fn a_run_older_than_a_query_may_live_stops_its_queries_and_reads_instead()
     );
     assert!(notice.message.contains("10.0 KB"), "{}", notice.message);
 }
+
+/// The probe's answer is counted as it comes (3 groups, 5 MB), then a later query fails: the
+/// records are read into a fresh analyzer, so the report holds what was read and nothing of the
+/// abandoned run (5.1 MB if the probe's groups were left in).
+#[tokio::test]
+async fn a_run_that_fails_after_counting_answers_reads_into_a_fresh_analyzer() {
+    let input = report_input("nat-0123456789abcdef0", &["eni-0aaa", "eni-0aaaaaaaaaaaaaaa1"]);
+    let clock = FakeClock::at(T0 + 1_500_000);
+    let recs: Vec<(i64, String)> = (0..100).map(|i| (T0 + i as i64 * 1000, flow_line(i))).collect();
+    let logs = FakeLogs::new(clock.clone(), recs);
+    let mut queries = three_groups();
+    queries.fail.insert((PROBE.1 + 1, WINDOW.1), "Timeout".into());
+    let archive = FakeArchive::default();
+    let deadline = clock.now_ms() + 900_000;
+    let notice = report::build(
+        input,
+        &insights_settings(),
+        deadline,
+        clock.as_ref(),
+        &archive,
+        &logs,
+        &queries,
+        &Metrics,
+    )
+    .await
+    .unwrap();
+    let m = &notice.message;
+    assert_eq!(
+        queries.queries.lock().unwrap().len(),
+        2,
+        "the probe answered, the rest failed"
+    );
+    assert!(m.contains("ended Timeout): they were read one by one instead"), "{m}");
+    assert!(m.contains("Traffic through the NAT in the flow logs: 100.0 KB"), "{m}");
+}

@@ -169,7 +169,10 @@ impl FlowRecords for LogGroup {
 }
 
 /// Logs Insights on the log group (CloudWatch Logs API reference: StartQuery, GetQueryResults,
-/// StopQuery). `startTime`/`endTime` are epoch seconds, inclusive; `limit` at most 10,000.
+/// StopQuery). `startTime`/`endTime` are epoch seconds, inclusive; StartQuery's `limit` at most
+/// 100,000 ("only supported for Logs Insights QL"; 10,000 where the older bound holds: the caller
+/// falls back, natflow::insights::Plan::rows_refused); GetQueryResults returns at most 10,000 rows
+/// a request (`maxItems`) and the rest through `nextToken`, up to 100,000.
 #[async_trait]
 impl LogQueries for LogGroup {
     async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
@@ -195,26 +198,58 @@ impl LogQueries for LogGroup {
         }
     }
 
+    /// A complete query's answer is read page by page (`maxItems` 10,000, then `nextToken` until
+    /// none is returned), each page's rows turned into compact groups as it arrives. A page that
+    /// fails fails the whole call (the caller polls again, from the first page, as after any
+    /// failed poll): no partial answer is returned.
     async fn results(&self, query_id: &str) -> Result<QueryState> {
         use aws_sdk_cloudwatchlogs::types::QueryStatus;
-        let out = self
-            .client
-            .get_query_results()
-            .query_id(query_id)
-            .send()
+        use natflow::insights::{Group, MAX_ROWS, PAGE_ROWS};
+        let page = |token: Option<String>| {
+            self.client
+                .get_query_results()
+                .query_id(query_id)
+                .max_items(PAGE_ROWS as i32)
+                .set_next_token(token)
+                .send()
+        };
+        let groups = |out: &aws_sdk_cloudwatchlogs::operation::get_query_results::GetQueryResultsOutput| {
+            out.results()
+                .iter()
+                .map(|row| Group::from_result(row.iter().map(|f| (f.field(), f.value()))))
+                .collect::<Vec<_>>()
+        };
+        let out = page(None)
             .await
             .map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "GetQueryResults", &e))?;
         Ok(match out.status() {
             Some(QueryStatus::Complete) => {
                 let stats = out.statistics();
+                let (records_scanned, bytes_scanned) = (
+                    stats.map_or(0.0, |s| s.records_scanned()) as u64,
+                    stats.map_or(0.0, |s| s.bytes_scanned()) as u64,
+                );
+                let mut rows = groups(&out);
+                let mut token = out.next_token().map(str::to_string);
+                // At most MAX_ROWS rows a query: a token beyond them, repeated, or after an
+                // empty page ends the reading rather than looping.
+                while let Some(t) = token.take() {
+                    if rows.len() >= MAX_ROWS {
+                        break;
+                    }
+                    let next = page(Some(t.clone()))
+                        .await
+                        .map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "GetQueryResults", &e))?;
+                    rows.extend(groups(&next));
+                    token = next
+                        .next_token()
+                        .filter(|n| *n != t && !next.results().is_empty())
+                        .map(str::to_string);
+                }
                 QueryState::Complete {
-                    rows: out
-                        .results()
-                        .iter()
-                        .map(|row| natflow::insights::result_row(row.iter().map(|f| (f.field(), f.value()))))
-                        .collect(),
-                    records_scanned: stats.map_or(0.0, |s| s.records_scanned()) as u64,
-                    bytes_scanned: stats.map_or(0.0, |s| s.bytes_scanned()) as u64,
+                    rows,
+                    records_scanned,
+                    bytes_scanned,
                 }
             }
             Some(QueryStatus::Scheduled | QueryStatus::Running) => QueryState::Running,

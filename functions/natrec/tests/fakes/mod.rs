@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use natflow::insights::MAX_ROWS;
+use natflow::insights::{Group, MAX_ROWS};
 use natrec::nat::{NatGateway, NatGatewayId};
 use natrec::ports::*;
 use natrec::{RecorderError, Result};
@@ -394,18 +394,21 @@ impl Notifier for FakeNotifier {
 
 /// Logs Insights as the CloudWatch Logs API reference documents it: StartQuery refused with
 /// `LimitExceededException` while the account's concurrent queries are at their quota; a query
-/// Scheduled/Running for a while, then Complete with at most 10,000 rows and its statistics, or
+/// Scheduled/Running for a while, then Complete with at most `limit` rows (StartQuery: up to
+/// 100,000, read in pages by the adapter) and its statistics, or
 /// Failed/Cancelled/Timeout; GetQueryResults answers again for a complete query (results are kept
 /// 7 days); StopQuery ends a running query.
-/// An upload of `bytes` through eni-0aaa from host `h`, `records` records.
+/// An upload of `bytes` through eni-0aaa from host `h` (10.0.0.1 on; up to 15 million hosts),
+/// `records` records.
 pub fn row(h: u32, bytes: u64, records: u64) -> Vec<(String, String)> {
+    let host = format!("10.{}.{}.{}", h / 62_500, h / 250 % 250, h % 250 + 1);
     [
         ("interface_id", "eni-0aaa".to_string()),
-        ("srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("srcaddr", host.clone()),
         ("dstaddr", "10.0.0.9".into()),
         ("action", "ACCEPT".into()),
         ("log_status", "OK".into()),
-        ("pkt_srcaddr", format!("10.0.{}.{}", h / 250, h % 250 + 1)),
+        ("pkt_srcaddr", host),
         ("pkt_dstaddr", "203.0.113.7".into()),
         ("sum_bytes", bytes.to_string()),
         ("sum_packets", "1".into()),
@@ -421,6 +424,8 @@ pub type Answer = dyn Fn(i64, i64) -> (Vec<Vec<(String, String)>>, u64) + Send +
 
 pub struct Query {
     pub window: (i64, i64),
+    /// StartQuery's `limit`: the answer holds at most that many rows.
+    pub limit: usize,
     pub polls_left: u32,
     pub ended: Option<String>,
     pub stopped: bool,
@@ -437,6 +442,12 @@ pub struct FakeInsights {
     pub refused: Mutex<u32>,
     pub most_running: Mutex<usize>,
     pub results_calls: Mutex<BTreeMap<String, u32>>,
+    /// The largest `limit` StartQuery accepts: above it, `InvalidParameterException` (where the
+    /// API reference's older bound, 1 to 10,000, holds).
+    pub max_limit: usize,
+    /// The next GetQueryResults calls of a complete query that fail transiently (one of its
+    /// pages throttled: the adapter fails the whole call).
+    pub failing_reads: Mutex<u32>,
 }
 
 impl FakeInsights {
@@ -450,6 +461,8 @@ impl FakeInsights {
             refused: Mutex::new(0),
             most_running: Mutex::new(0),
             results_calls: Mutex::new(BTreeMap::new()),
+            max_limit: MAX_ROWS,
+            failing_reads: Mutex::new(0),
         }
     }
     fn running(q: &[Query]) -> usize {
@@ -462,7 +475,21 @@ impl FakeInsights {
 #[async_trait]
 impl LogQueries for FakeInsights {
     async fn start(&self, query: &str, start_s: i64, end_s: i64, limit: usize) -> Result<Option<String>> {
-        assert!(query.contains("stats sum(bytes)") && limit == MAX_ROWS);
+        assert!(query.contains("stats sum(bytes)"));
+        if let Some(l) = query.lines().find(|l| l.starts_with("| limit ")) {
+            assert_eq!(
+                l,
+                format!("| limit {limit}"),
+                "the query's limit and StartQuery's agree"
+            );
+        }
+        if limit > self.max_limit {
+            return Err(RecorderError::Aws {
+                service: "CloudWatch Logs",
+                operation: "StartQuery",
+                message: format!("InvalidParameterException: limit {limit} is out of range"),
+            });
+        }
         let mut qs = self.queries.lock().unwrap();
         if Self::running(&qs) >= self.quota {
             *self.refused.lock().unwrap() += 1;
@@ -470,6 +497,7 @@ impl LogQueries for FakeInsights {
         }
         qs.push(Query {
             window: (start_s, end_s),
+            limit,
             polls_left: self.polls,
             ended: self.fail.get(&(start_s, end_s)).cloned(),
             stopped: false,
@@ -494,10 +522,21 @@ impl LogQueries for FakeInsights {
         if let Some(status) = &q.ended {
             return Ok(QueryState::Ended(status.clone()));
         }
+        {
+            let mut failing = self.failing_reads.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(RecorderError::Transient {
+                    service: "CloudWatch Logs",
+                    operation: "GetQueryResults",
+                    message: "ThrottlingException: Rate exceeded".into(),
+                });
+            }
+        }
         let (mut rows, scanned) = (self.answer)(q.window.0, q.window.1);
-        rows.truncate(MAX_ROWS);
+        rows.truncate(q.limit);
         Ok(QueryState::Complete {
-            rows,
+            rows: rows.iter().map(|r| Group::from_row(r)).collect(),
             records_scanned: scanned,
             bytes_scanned: scanned * 200,
         })
