@@ -423,3 +423,115 @@ async fn sweep_with(
     }
     Ok(report)
 }
+
+/// The sweeper's ports and its entry points: the schedule, the execution status change rule and
+/// stack deletion. Each stops report queries first ([`stop_queries`], which never fails), so that
+/// a failing flow-log sweep leaves no query running, then sweeps flow logs and locks.
+pub struct Sweeper<'a, F, X, S, N, Q, L> {
+    pub stack_name: &'a str,
+    pub flow_logs: &'a F,
+    pub executions: &'a X,
+    pub store: &'a S,
+    pub notifier: &'a N,
+    pub queries: &'a Q,
+    pub ledger: &'a L,
+}
+
+impl<F, X, S, N, Q, L> Sweeper<'_, F, X, S, N, Q, L>
+where
+    F: FlowLogs + NatDirectory,
+    X: Executions,
+    S: RecordingStore,
+    N: Notifier,
+    Q: LogQueries,
+    L: QueryLedger,
+{
+    pub fn new<'a>(
+        stack_name: &'a str,
+        flow_logs: &'a F,
+        executions: &'a X,
+        store: &'a S,
+        notifier: &'a N,
+        queries: &'a Q,
+        ledger: &'a L,
+    ) -> Sweeper<'a, F, X, S, N, Q, L> {
+        Sweeper {
+            stack_name,
+            flow_logs,
+            executions,
+            store,
+            notifier,
+            queries,
+            ledger,
+        }
+    }
+
+    /// What EventBridge delivers: an execution's status change (ended FAILED, ABORTED or
+    /// TIMED_OUT: [`after_execution_ended`]), or the schedule's event (anything else).
+    pub async fn on_event(&self, now: DateTime<Utc>, event: &Value) -> Result<SweepReport> {
+        let Some(ended) = EndedExecution::from_event(event) else {
+            return self.sweep(now, false).await;
+        };
+        let scope = QueryScope::Ended(&ended.execution_arn);
+        let queries = stop_queries(now, scope, self.ledger, self.queries, self.executions).await;
+        let (f, x, s, n) = (self.flow_logs, self.executions, self.store, self.notifier);
+        let mut report = after_execution_ended(self.stack_name, now, &ended, f, x, s, n).await?;
+        report.queries = queries;
+        Ok(report)
+    }
+
+    /// The schedule, or (`everything`) stack deletion: every query, flow log and lock goes.
+    pub async fn sweep(&self, now: DateTime<Utc>, everything: bool) -> Result<SweepReport> {
+        let scope = match everything {
+            true => QueryScope::Everything,
+            false => QueryScope::NotRunning,
+        };
+        let queries = stop_queries(now, scope, self.ledger, self.queries, self.executions).await;
+        let (f, x, s, n) = (self.flow_logs, self.executions, self.store, self.notifier);
+        let mut report = sweep(self.stack_name, now, everything, f, x, s, n).await?;
+        report.queries = queries;
+        Ok(report)
+    }
+
+    /// Answers a CloudFormation custom resource request (the stack's FlowLogCleanupOnDelete):
+    /// Delete sweeps everything; Create and Update do nothing. The response body to PUT to its
+    /// `ResponseURL`.
+    pub async fn answer(&self, now: DateTime<Utc>, cr: &CustomResource) -> Value {
+        let (status, reason) = if cr.request_type == "Delete" {
+            match self.sweep(now, true).await {
+                Ok(report) => (
+                    "SUCCESS",
+                    format!("deleted the flow logs of {} recording(s)", report.swept.len()),
+                ),
+                Err(e) => {
+                    warn!(error = %e, "stack deletion sweep failed");
+                    ("FAILED", format!("could not delete the recorder's flow logs: {e}. Retry the deletion; flow logs carry the tag natrec:stack={}", self.stack_name))
+                }
+            }
+        } else {
+            ("SUCCESS", "nothing to do".to_string())
+        };
+        serde_json::json!({
+            "Status": status,
+            "Reason": reason,
+            "PhysicalResourceId": cr.physical_resource_id.clone().unwrap_or_else(|| format!("{}-flow-log-cleanup", self.stack_name)),
+            "StackId": cr.stack_id,
+            "RequestId": cr.request_id,
+            "LogicalResourceId": cr.logical_resource_id,
+        })
+    }
+}
+
+/// A CloudFormation custom resource request.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomResource {
+    pub request_type: String,
+    #[serde(rename = "ResponseURL")]
+    pub response_url: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+}

@@ -283,3 +283,105 @@ async fn what_the_sweeper_cannot_stop_now_is_kept_for_its_next_run_and_never_fai
     assert_eq!(swept.stopped, vec![id]);
     assert!(ledger.is_empty() && swept.errors.is_empty());
 }
+
+mod entry_points {
+    //! The sweeper's entry points (natrec::sweep::Sweeper, what the Lambda calls).
+
+    use super::*;
+    use fakes::{FakeEc2, FakeNotifier, FakeStore};
+    use natrec::nat::{NatGateway, NatGatewayId};
+    use natrec::recording::{start, StartSettings};
+    use natrec::sweep::Sweeper;
+    use natrec::RecorderError;
+
+    const NAT: &str = "nat-0123456789abcdef0";
+
+    fn alarm() -> serde_json::Value {
+        let path = format!(
+            "{}/../../tests/fixtures/alarm-math-alarm.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn ec2() -> FakeEc2 {
+        FakeEc2::with_nat(NatGateway {
+            id: NatGatewayId::parse(NAT).unwrap(),
+            state: "available".into(),
+            vpc_id: None,
+            regional: false,
+            interfaces: vec!["eni-0aaa".into()],
+            name: None,
+        })
+    }
+
+    async fn recording(ec2: &FakeEc2, store: &FakeStore) {
+        let settings = StartSettings {
+            stack_name: "natrec-test".into(),
+            log_group: "/natrec/natrec-test/flow-logs".into(),
+            delivery_role_arn: "arn:aws:iam::123456789012:role/d".into(),
+            recording_time_s: 900,
+            max_recordings: 0,
+        };
+        start(alarm(), EXEC, now(), &settings, ec2, ec2, store).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_flow_log_sweep_still_stops_the_queries_first() {
+        let (ec2, store, execs, notifier) = (
+            ec2(),
+            FakeStore::default(),
+            FakeExecutions::default(),
+            FakeNotifier::default(),
+        );
+        let (mut fake, ledger) = (quiet(), FakeLedger::default());
+        fake.polls = 1_000;
+        recording(&ec2, &store).await;
+        let id = ledgered(&fake, &ledger, EXEC, now().timestamp() + LEDGER_TTL_S).await;
+        *ec2.fail_delete.lock().unwrap() = Some(RecorderError::Aws {
+            service: "EC2",
+            operation: "DeleteFlowLogs",
+            message: "UnauthorizedOperation".into(),
+        });
+        let sweeper = Sweeper::new("natrec-test", &ec2, &execs, &store, &notifier, &fake, &ledger);
+        assert!(sweeper.sweep(now(), false).await.is_err(), "the flow-log sweep failed");
+        assert_eq!(stopped(&fake), vec![0], "its query was stopped all the same");
+        assert!(ledger.is_empty());
+        let report = sweeper.sweep(now(), false).await.unwrap();
+        assert_eq!(report.swept.len(), 1, "the flow logs go on the next run");
+        assert!(report.queries.is_empty(), "{:?} stopped once: {id}", report.queries);
+    }
+
+    #[tokio::test]
+    async fn the_status_change_of_an_execution_stopped_by_hand_stops_its_queries() {
+        let (ec2, store, execs, notifier) = (
+            ec2(),
+            FakeStore::default(),
+            FakeExecutions::default(),
+            FakeNotifier::default(),
+        );
+        let (mut fake, ledger) = (quiet(), FakeLedger::default());
+        fake.polls = 1_000;
+        let id = ledgered(&fake, &ledger, EXEC, now().timestamp() + LEDGER_TTL_S).await;
+        // DescribeExecution may still say RUNNING a moment after StopExecution: the event is
+        // what counts for its own execution.
+        execs.running.lock().unwrap().push(EXEC.into());
+        let sweeper = Sweeper::new("natrec-test", &ec2, &execs, &store, &notifier, &fake, &ledger);
+        let scheduled = sweeper.on_event(now(), &serde_json::json!({})).await.unwrap();
+        assert!(scheduled.queries.is_empty() && stopped(&fake).is_empty());
+        let event = serde_json::json!({
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": EXEC, "status": "ABORTED", "input": null},
+        });
+        let report = sweeper.on_event(now(), &event).await.unwrap();
+        assert_eq!(report.queries.stopped, vec![id]);
+        assert_eq!(stopped(&fake), vec![0]);
+        assert!(ledger.is_empty());
+        assert_eq!(
+            serde_json::to_value(&report).unwrap()["queries"]["stopped"][0],
+            serde_json::json!("q0"),
+            "the sweeper's answer says which queries it stopped"
+        );
+    }
+}
