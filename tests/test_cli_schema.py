@@ -65,6 +65,23 @@ def test_default_format_report_with_destinations_matches_its_schema(generated):
     assert r["destinations"], "the default format lists destinations apart"
 
 
+def test_report_with_dns_names_matches_its_schema(generated):
+    """With Route 53 Resolver query logs (natflow generate --dns-output): hostnames on the destinations,
+    the dns section with its domains; a misspelt hostnames_from is refused."""
+    d = generated
+    subprocess.run([str(NATFLOW), "generate", "--bytes", "300000", "--hosts", "12", "--remotes", "10", "--seed", "3",
+                    "-o", str(d / "records-dns.log"), "--dns-output", str(d / "dns.log")],
+                   check=True, capture_output=True)
+    r = analyze(d / "records-dns.log", "--inventory", d / "inv.jsonl", "--dns", d / "dns.log", "--top", "50")
+    validate_report(r)
+    assert r["dns"]["domains"] and r["dns"]["input"]["malformed"] == 2
+    named = [t["destination"] for t in r["talkers"] if "hostnames" in t["destination"]]
+    assert named and {n["hostnames_from"] for n in named} == {"source", "other-hosts"}
+    named[0]["hostnames_from"] = "another-host"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(r)
+
+
 def test_the_schema_refuses_a_renamed_key(generated):
     """The check can fail: the old `others.upload` name is not the documented shape."""
     r = analyze(generated / "records.log", "--top", "1")

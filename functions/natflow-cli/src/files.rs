@@ -524,3 +524,87 @@ pub fn analyze(a: Analyzer, paths: &[PathBuf], threads: usize, progress: bool) -
 
 /// Per file: (records, lines, why it could not be read to its end).
 type PerFile = std::collections::BTreeMap<PathBuf, (u64, u64, Option<String>)>;
+
+/// Route 53 Resolver query logs read from files: the index, files skipped and why, files that
+/// hold no query.
+pub struct DnsOutcome {
+    pub index: natflow::dns::DnsIndex,
+    pub skipped: Vec<(PathBuf, String)>,
+    pub without_query: Vec<PathBuf>,
+}
+
+impl DnsOutcome {
+    /// Warnings for the report.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let list = |v: Vec<String>| {
+            let more = if v.len() > 10 { "; ..." } else { "" };
+            format!("{}{more}", v.into_iter().take(10).collect::<Vec<_>>().join("; "))
+        };
+        if !self.skipped.is_empty() {
+            w.push(format!(
+                "{} DNS query-log file(s) skipped, their names are left out: {}",
+                self.skipped.len(),
+                list(
+                    self.skipped
+                        .iter()
+                        .map(|(p, why)| format!("{} ({why})", p.display()))
+                        .collect()
+                )
+            ));
+        }
+        if !self.without_query.is_empty() {
+            w.push(format!(
+                "{} --dns file(s) hold no Route 53 Resolver query-log entry (one JSON object a line): {}",
+                self.without_query.len(),
+                list(self.without_query.iter().map(|p| p.display().to_string()).collect())
+            ));
+        }
+        w
+    }
+}
+
+/// Resolver query-log files under `paths` (directories walked: the S3 layout
+/// `AWSLogs/<account>/vpcdnsquerylogs/<vpc-id>/yyyy/mm/dd/*.log.gz`, a CloudWatch Logs export's
+/// `<task>/<stream>/000000.gz`), plain or gzip, one JSON object a line (an export's timestamp
+/// before each is stripped by [`natflow::dns`]). A file that cannot be read to its end is skipped
+/// with a warning; what was read of it before stays.
+pub fn read_dns(paths: &[PathBuf]) -> Result<DnsOutcome, CliError> {
+    let mut files = Vec::new();
+    collect(paths, &mut files)?;
+    let mut out = DnsOutcome {
+        index: natflow::dns::DnsIndex::new(),
+        skipped: Vec::new(),
+        without_query: Vec::new(),
+    };
+    for path in files {
+        let before = out.index.stats().queries;
+        let read = is_gzip(&path).and_then(|gzip| {
+            let mut r = reader(&path, gzip)?;
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = r.read_until(b'\n', &mut line).map_err(|source| {
+                    if gzip {
+                        CliError::Gzip {
+                            path: path.display().to_string(),
+                            source,
+                        }
+                    } else {
+                        read_err(&path, source)
+                    }
+                })?;
+                if n == 0 {
+                    return Ok(());
+                }
+                out.index.line(&line);
+            }
+        });
+        match read {
+            Err(e) => out.skipped.push((path, skip_reason(&e))),
+            Ok(()) if out.index.stats().queries == before => out.without_query.push(path),
+            Ok(()) => {}
+        }
+    }
+    Ok(out)
+}

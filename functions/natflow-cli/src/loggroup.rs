@@ -354,6 +354,59 @@ pub fn read(
     })
 }
 
+/// Route 53 Resolver query logs from a log group (where a query logging configuration delivers
+/// to CloudWatch Logs: one query, one JSON object, per event; Route 53 developer guide,
+/// resolver-query-logs-format), over `[start, end]` (epoch seconds). FilterLogEvents, paginated
+/// by the SDK's paginator (API reference, FilterLogEvents: a page holds up to 1 MB or 10,000
+/// events, "a returned page might only be partially full, or even empty" and only a missing
+/// `nextToken` ends the pages); its standard retry backs off on a ThrottlingException.
+pub fn read_dns(
+    group: &str,
+    region: &str,
+    start: i64,
+    end: i64,
+    progress: bool,
+) -> Result<natflow::dns::DnsIndex, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
+    let bar = if progress {
+        let b = ProgressBar::new_spinner();
+        b.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    rt.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .load()
+            .await;
+        let client = Client::new(&config);
+        let mut index = natflow::dns::DnsIndex::new();
+        let mut pages = client
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start * 1000)
+            .end_time(end * 1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("FilterLogEvents", group, region, e))?;
+            for e in page.events() {
+                if let Some(m) = e.message() {
+                    index.line(m.as_bytes());
+                }
+            }
+            bar.set_message(format!("{} DNS queries from {group}", index.stats().queries));
+            bar.tick();
+        }
+        bar.finish_and_clear();
+        Ok(index)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

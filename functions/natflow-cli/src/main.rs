@@ -32,7 +32,8 @@ Exit status:
 
 const ANALYZE_HELP: &str = "\
 Examples:
-  natflow analyze flows.log.gz --nat-gateway nat-0123456789abcdef0 --inventory inv.jsonl --format json
+  natflow analyze flows.log.gz --nat-gateway nat-0123456789abcdef0 --inventory inv.jsonl \\
+      --dns AWSLogs/123456789012/vpcdnsquerylogs/ --format json
   natflow analyze --log-group /natrec/my-stack/flow-logs --region eu-west-1 \\
       --start 2026-11-28T10:00:00Z --end 2026-11-28T10:20:00Z --streams eni-0123456789abcdef0
   natflow analyze --log-group /natrec/my-stack/flow-logs --region eu-west-1 --server-side \\
@@ -42,7 +43,7 @@ const GENERATE_HELP: &str = "\
 Examples:
   natflow generate --bytes 10000000 -o flows.log
   natflow generate --bytes 1000000000 --hosts 1000 --remotes 100 --no-malformed -o big.log \\
-      --inventory-output inv.jsonl --truth-output truth.json";
+      --inventory-output inv.jsonl --truth-output truth.json --dns-output dns.log";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -181,6 +182,15 @@ struct AnalyzeArgs {
     /// $0.005 in us-east-1) instead of downloading each one; the same report, for any size.
     #[arg(long)]
     server_side: bool,
+    /// Route 53 Resolver query-log files or directories (repeatable; JSON lines, plain or .gz; the S3
+    /// layout AWSLogs/<account>/vpcdnsquerylogs/<vpc-id>/yyyy/mm/dd/, CloudWatch Logs exports): each
+    /// destination is named by the hostname its source asked for, and talkers grouped by domain.
+    #[arg(long = "dns", value_name = "PATH")]
+    dns: Vec<PathBuf>,
+    /// A log group where Route 53 Resolver query logging delivers, read over the same window:
+    /// --start/--end with --log-group, the flow records' first start to last end with files.
+    #[arg(long, value_name = "LOG_GROUP")]
+    dns_log_group: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -206,9 +216,13 @@ struct GenerateArgs {
     /// Where to write the scenario's inventory (JSON lines).
     #[arg(long)]
     inventory_output: Option<PathBuf>,
-    /// Where to write the truth: total bytes and per-pair bytes (JSON).
+    /// Where to write the truth: total bytes and per-pair bytes (JSON), with --dns-output each pair's
+    /// expected hostnames.
     #[arg(long)]
     truth_output: Option<PathBuf>,
+    /// Where to write the Route 53 Resolver query logs that go with the flows (JSON lines).
+    #[arg(long)]
+    dns_output: Option<PathBuf>,
 }
 
 /// The text of the file an option names; an error names the option.
@@ -329,12 +343,13 @@ fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
         .as_ref()
         .map(|p| read_option_file("--prices", p))
         .transpose()?;
-    if args.log_group.is_some() {
+    let uses_aws = args.log_group.is_some() || args.dns_log_group.is_some();
+    if uses_aws {
         // Before the region: a profile that does not exist has no region either.
         check_profile()?;
     }
     let region = resolve_region(&args)?;
-    if args.log_group.is_some() && region.is_none() {
+    if uses_aws && region.is_none() {
         return Err(CliError::Aws(
             "no AWS region for the CloudWatch Logs API: give --region, or set AWS_REGION, or a region in your \
              AWS profile (aws configure set region eu-west-1)"
@@ -427,7 +442,9 @@ fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
             )
         }
     };
+    let dns = read_dns(&args, analyzer.window(), region.as_deref(), progress, &mut warnings)?;
     let mut o = ReportOptions::new(prices);
+    o.dns = dns.as_ref();
     o.inventory = inventory.as_ref();
     o.ip_ranges = ip_ranges.as_ref();
     o.top = args.top;
@@ -544,6 +561,67 @@ fn read_log_group(
     ))
 }
 
+/// The Route 53 Resolver query logs of `--dns` and `--dns-log-group`, if given.
+fn read_dns(
+    args: &AnalyzeArgs,
+    window: Option<(i64, i64)>,
+    region: Option<&str>,
+    progress: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<natflow::dns::DnsIndex>, CliError> {
+    if args.dns.is_empty() && args.dns_log_group.is_none() {
+        return Ok(None);
+    }
+    let mut index = natflow::dns::DnsIndex::new();
+    if !args.dns.is_empty() {
+        let out = files::read_dns(&args.dns)?;
+        warnings.extend(out.warnings());
+        index.merge(out.index);
+    }
+    if let Some(group) = &args.dns_log_group {
+        let region = region.unwrap_or("us-east-1");
+        let got = read_dns_log_group(group, region, args, window, progress)?;
+        if got.stats().lines == 0 {
+            warnings.push(format!(
+                "the DNS log group {group} holds no event in the window: no destination is named from it"
+            ));
+        }
+        index.merge(got);
+    }
+    if index.stats().queries == 0 {
+        warnings.push("the DNS input holds no Route 53 Resolver query-log entry: no destination is named".into());
+    }
+    Ok(Some(index))
+}
+
+#[cfg(feature = "aws")]
+fn read_dns_log_group(
+    group: &str,
+    region: &str,
+    args: &AnalyzeArgs,
+    window: Option<(i64, i64)>,
+    progress: bool,
+) -> Result<natflow::dns::DnsIndex, CliError> {
+    let (start, end) = match (&args.log_group, &args.start, &args.end) {
+        (Some(_), Some(s), Some(e)) => (loggroup::parse_time(s)?, loggroup::parse_time(e)?),
+        _ => window.ok_or_else(|| CliError::Usage("--dns-log-group: the flow records have no time window".into()))?,
+    };
+    loggroup::read_dns(group, region, start, end, progress)
+}
+
+#[cfg(not(feature = "aws"))]
+fn read_dns_log_group(
+    _: &str,
+    _: &str,
+    _: &AnalyzeArgs,
+    _: Option<(i64, i64)>,
+    _: bool,
+) -> Result<natflow::dns::DnsIndex, CliError> {
+    Err(CliError::Usage(
+        "this natflow was built without the `aws` feature: --dns-log-group needs it (give --dns files)".into(),
+    ))
+}
+
 fn generate(args: GenerateArgs) -> Result<String, CliError> {
     let err = |path: &PathBuf| {
         let path = path.display().to_string();
@@ -564,12 +642,29 @@ fn generate(args: GenerateArgs) -> Result<String, CliError> {
             .collect();
         std::fs::write(p, text).map_err(err(p))?;
     }
+    let dns = match &args.dns_output {
+        Some(p) => {
+            let file = std::fs::File::create(p).map_err(err(p))?;
+            let mut out = std::io::BufWriter::new(file);
+            let t = natflow::synth::write_dns(&scenario, &w.truth, &mut out, natflow::synth::START).map_err(err(p))?;
+            out.flush().map_err(err(p))?;
+            Some(t)
+        }
+        None => None,
+    };
     if let Some(p) = &args.truth_output {
         let t = &w.truth;
         let pairs: Vec<serde_json::Value> = t
             .pairs
             .iter()
-            .map(|((s, d), (u, dn))| serde_json::json!({"source": s.to_string(), "destination": d.to_string(), "upload_bytes": u, "download_bytes": dn}))
+            .map(|((s, d), (u, dn))| {
+                let mut v = serde_json::json!({"source": s.to_string(), "destination": d.to_string(), "upload_bytes": u, "download_bytes": dn});
+                if let Some((names, own)) = dns.as_ref().and_then(|t| t.expected(*s, *d)) {
+                    v["hostnames"] = serde_json::json!(names);
+                    v["hostnames_from"] = serde_json::json!(if own { "source" } else { "other-hosts" });
+                }
+                v
+            })
             .collect();
         let v = serde_json::json!({"upload_bytes": t.upload, "download_bytes": t.download, "cross_az_bytes": t.cross_az,
             "services": t.services, "flows": t.flows, "lines": t.lines, "malformed": t.malformed, "pairs": pairs});
