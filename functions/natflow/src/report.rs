@@ -350,7 +350,8 @@ impl Namer<'_> {
             ", named by another host's query"
         };
         e.label = format!("{shown} ({}{from})", e.label);
-        e.hostnames_from = Some(if n.asked_by_source { "source" } else { "other-hosts" }.into());
+        // Whose queries: said only of a talker with a source.
+        e.hostnames_from = source.map(|_| if n.asked_by_source { "source" } else { "other-hosts" }.into());
         e.hostnames = n.names;
         e
     }

@@ -166,3 +166,45 @@ fn without_dns_input_the_report_is_unchanged() {
         );
     }
 }
+
+/// AWS's default format has no packet addresses: destinations are listed apart, without a source,
+/// so they are named by any host's queries and `hostnames_from` is not said.
+#[test]
+fn destinations_without_a_source_are_named_by_any_hosts_queries() {
+    let (scenario, flows, _, dns, dt) = generate(5);
+    let v2: String = String::from_utf8(flows)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').take(14).collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
+    let format = Format::parse(
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+    )
+    .unwrap();
+    let inv = Inventory::new(scenario.inventory());
+    let mut a = Analyzer::new(format, &inv.nat_ips()).unwrap();
+    a.feed(v2.as_bytes());
+    let mut index = DnsIndex::new();
+    index.feed(&dns);
+    let mut o = ReportOptions::new(Prices::for_region("us-east-1", None).unwrap());
+    o.inventory = Some(&inv);
+    o.top = usize::MAX;
+    o.dns = Some(&index);
+    let r = Report::build(&a, &o);
+    assert!(!r.destinations.is_empty());
+    let mut named = 0;
+    for t in &r.destinations {
+        let ip: IpAddr = t.destination.ip.parse().unwrap();
+        // Any host's names: the truth seen from a host that asked for nothing.
+        let want = dt.expected("10.255.255.255".parse().unwrap(), ip).map(|(n, _)| n);
+        assert_eq!(
+            Some(t.destination.hostnames.clone()).filter(|n| !n.is_empty()),
+            want,
+            "{ip}"
+        );
+        assert!(t.destination.hostnames_from.is_none());
+        assert!(!t.destination.label.contains("another host"), "{}", t.destination.label);
+        named += usize::from(!t.destination.hostnames.is_empty());
+    }
+    assert!(named > 0);
+}
