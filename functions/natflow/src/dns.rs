@@ -77,12 +77,31 @@ struct Answer {
     kind: Option<String>,
 }
 
-/// Answer address -> (asking host, name) -> queries.
+/// The names of one answer address: per asking host, and over all hosts (so that a lookup costs
+/// the names of the address, not the hosts that asked for it).
+#[derive(Debug, Clone, Default)]
+struct IpNames {
+    by_source: FxHashMap<IpAddr, Vec<(u32, u64)>>,
+    total: FxHashMap<u32, u64>,
+}
+
+impl IpNames {
+    fn add(&mut self, source: IpAddr, id: u32, n: u64) {
+        let own = self.by_source.entry(source).or_default();
+        match own.iter_mut().find(|e| e.0 == id) {
+            Some(e) => e.1 += n,
+            None => own.push((id, n)),
+        }
+        *self.total.entry(id).or_default() += n;
+    }
+}
+
+/// Answer address -> names asked, counted per asking host.
 #[derive(Debug, Clone, Default)]
 pub struct DnsIndex {
     names: Vec<String>,
     ids: FxHashMap<String, u32>,
-    by_ip: FxHashMap<IpAddr, FxHashMap<(IpAddr, u32), u64>>,
+    by_ip: FxHashMap<IpAddr, IpNames>,
     stats: DnsStats,
 }
 
@@ -165,36 +184,33 @@ impl DnsIndex {
             return Some(());
         }
         self.stats.answered += 1;
-        let id = match self.ids.get(&name) {
+        let id = self.id(&name);
+        for ip in addresses {
+            self.by_ip.entry(ip).or_default().add(source, id, 1);
+        }
+        Some(())
+    }
+
+    fn id(&mut self, name: &str) -> u32 {
+        match self.ids.get(name) {
             Some(&id) => id,
             None => {
                 let id = self.names.len() as u32;
-                self.names.push(name.clone());
-                self.ids.insert(name, id);
+                self.names.push(name.to_string());
+                self.ids.insert(name.to_string(), id);
                 id
             }
-        };
-        for ip in addresses {
-            *self.by_ip.entry(ip).or_default().entry((source, id)).or_default() += 1;
         }
-        Some(())
     }
 
     /// Another index's queries added to this one's (indexes built in parallel).
     pub fn merge(&mut self, other: DnsIndex) {
         for (ip, m) in other.by_ip {
-            for ((src, id), n) in m {
-                let name = &other.names[id as usize];
-                let id = match self.ids.get(name) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.names.len() as u32;
-                        self.names.push(name.clone());
-                        self.ids.insert(name.clone(), id);
-                        id
-                    }
-                };
-                *self.by_ip.entry(ip).or_default().entry((src, id)).or_default() += n;
+            for (src, own) in m.by_source {
+                for (id, n) in own {
+                    let id = self.id(&other.names[id as usize]);
+                    self.by_ip.entry(ip).or_default().add(src, id, n);
+                }
             }
         }
         let (s, o) = (&mut self.stats, other.stats);
@@ -215,31 +231,21 @@ impl DnsIndex {
     /// host's (`source` None: any host's).
     pub fn names(&self, source: Option<IpAddr>, destination: IpAddr) -> Option<Names> {
         let m = self.by_ip.get(&destination)?;
-        let ranked = |own: bool| -> Vec<String> {
-            let mut counts: FxHashMap<u32, u64> = FxHashMap::default();
-            for ((src, id), n) in m {
-                if !own || Some(*src) == source {
-                    *counts.entry(*id).or_default() += n;
-                }
-            }
-            let mut v: Vec<(u32, u64)> = counts.into_iter().collect();
+        let ranked = |mut v: Vec<(u32, u64)>| -> Vec<String> {
             v.sort_by(|a, b| {
                 b.1.cmp(&a.1)
                     .then_with(|| self.names[a.0 as usize].cmp(&self.names[b.0 as usize]))
             });
             v.into_iter().map(|(id, _)| self.names[id as usize].clone()).collect()
         };
-        if source.is_some() {
-            let own = ranked(true);
-            if !own.is_empty() {
-                return Some(Names {
-                    names: own,
-                    asked_by_source: true,
-                });
-            }
+        if let Some(own) = source.and_then(|s| m.by_source.get(&s)) {
+            return Some(Names {
+                names: ranked(own.clone()),
+                asked_by_source: true,
+            });
         }
         Some(Names {
-            names: ranked(false),
+            names: ranked(m.total.iter().map(|(&id, &n)| (id, n)).collect()),
             asked_by_source: false,
         })
     }
