@@ -109,7 +109,7 @@ def test_malformed_records_that_top_talkers_admits_and_natflow_does_not(tmp_path
     ("parse @message /(?<x>\\S+)/", "regular expression"),
     ("filter @message =~ /x/", "=~"),
     ("fields @message | sort @timestamp", "asc or desc"),
-    ("fields @message | limit 20000", "limit 20000"),
+    ("fields @message | limit 100001", "limit 100001"),
     ("fields @message | limit any 5", "limit any"),
     ("filter isValidIp(srcaddr)", "isValidIp"),
     ("fields abs(bytes) as b", "abs"),
@@ -212,10 +212,14 @@ def test_stats_sort_limit_and_the_result_cap():
         {"h": "h2", "sum(b)": "15", "n": "3", "min(b)": "2", "top": "8"},
         {"h": "h1", "sum(b)": "12", "n": "3", "min(b)": "1", "top": "7"},
         {"h": "h0", "sum(b)": "18", "n": "4", "min(b)": "0", "top": "9"}]
-    # More than 10,000 groups: at most 10,000 result rows (limit page, StartQuery reference).
+    # More than 10,000 groups: 10,000 result rows unless a limit (up to 100,000) asks for more
+    # (limit page, StartQuery reference).
     many = ev(*[f"h{k} 1" for k in range(10_005)])
     q = 'parse @message "* *" as h, b | stats count(*) by h'
-    assert len(insights.run(q, many).rows) == insights.MAX_RESULT_ROWS
+    assert len(insights.run(q, many).rows) == insights.DEFAULT_RESULT_ROWS == 10_000
+    assert len(insights.run(q + " | limit 100000", many).rows) == 10_005
+    assert len(insights.run(q, many, limit=100_000).rows) == 10_005
+    assert len(insights.run(q + " | limit 100000", many, limit=10_001).rows) == 10_001
     assert len(insights.run(q + " | limit 7", many).rows) == 7
     assert len(insights.run(q, many, limit=3).rows) == 3
     # A non-stats row: the default columns and @ptr.
@@ -345,6 +349,34 @@ def test_the_time_range_includes_both_ends(logs, emulator):
     done = poll(logs, q, emulator)[-1]
     assert [r[0]["value"] for r in done["results"]] == ["first", "last"]
     assert done["statistics"]["recordsScanned"] == 2
+
+
+def test_results_are_paged_with_max_items_and_next_token(logs, emulator):
+    """GetQueryResults API reference: at most 10,000 rows a request (`maxItems`), the rest through
+    `nextToken`, up to 100,000 a query (StartQuery `limit` up to 100,000)."""
+    now = int(time.time())
+    put(logs, [f"m{k:02d}" for k in range(25)], now * 1000)
+    q = logs.start_query(logGroupName=GROUP, startTime=now - 600, endTime=now, limit=100_000,
+                         queryString="display @message | sort @message asc | limit 100000")["queryId"]
+    first = logs.get_query_results(queryId=q, maxItems=10)
+    assert first["status"] == "Running" and first["results"] == [] and "nextToken" not in first
+    done = poll(logs, q, emulator)[-1]
+    assert len(done["results"]) == 25 and "nextToken" not in done  # without maxItems: up to 10,000
+    got, token, pages = [], None, 0
+    while True:
+        page = logs.get_query_results(queryId=q, maxItems=10, **({"nextToken": token} if token else {}))
+        got += [r[0]["value"] for r in page["results"]]
+        pages += 1
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert (pages, got) == (3, [f"m{k:02d}" for k in range(25)])
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="maxItems"):
+        logs.get_query_results(queryId=q, maxItems=10_001)
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="nextToken"):
+        logs.get_query_results(queryId=q, nextToken="not-a-token")
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="limit"):
+        logs.start_query(logGroupName=GROUP, startTime=now - 60, endTime=now, queryString="limit 1", limit=100_001)
 
 
 def test_start_query_errors(logs):

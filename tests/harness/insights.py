@@ -27,9 +27,11 @@ Modelled, following the Logs Insights QL pages of the CloudWatch Logs User Guide
   (natural order) before numbers; descending is the reverse. Rows without the field come last
   either way (not documented).
 - `limit` (CWL_QuerySyntax-Limit.html): "If you omit limit, the query defaults to returning up to
-  10,000 log events"; the StartQuery API reference's `limit` is 1..10,000 (default 10,000). A newer
-  version of the limit page allows up to 100,000 with paged GetQueryResults: not modelled (a limit
-  above 10,000 is refused).
+  10,000 log events. You can specify a limit value of up to 100,000"; StartQuery's `limit` (API
+  reference): "The maximum limit is 100,000 ... only supported for Logs Insights QL", read through
+  GetQueryResults at most 10,000 rows a request with `nextToken` (the router pages them). Limits of
+  1..100,000 are accepted; Regions or accounts where only 1..10,000 is allowed (the older API
+  reference) are not modelled.
 - `fields` / `display` (CWL_QuerySyntax-Fields.html, -Display.html), with the functions of
   "Boolean, comparison, numeric, datetime, and other functions"
   (CWL_QuerySyntax-operations-functions.html) the queries use: arithmetic `+ - * / %`,
@@ -57,7 +59,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-MAX_RESULT_ROWS = 10_000  # "limit" page and the StartQuery API reference (default and maximum)
+MAX_RESULT_ROWS = 100_000  # "limit" page and the StartQuery API reference (maximum, Logs Insights QL)
+DEFAULT_RESULT_ROWS = 10_000  # "If you omit limit, the query defaults to returning up to 10,000 log events"
 COMMANDS = ("parse", "filter", "stats", "sort", "limit", "fields", "display")
 # Logs Insights commands from the query syntax page that the evaluator does not model.
 KNOWN_UNMODELLED_COMMANDS = {
@@ -639,8 +642,8 @@ def _parse_command(toks: list[Tok], text_len: int) -> Command:
             raise Unsupported("`limit any` is not modelled", p.peek().pos)
         t = p.take(kind="num")
         if not isinstance(t.value, int) or not 1 <= t.value <= MAX_RESULT_ROWS:
-            raise Unsupported(f"limit {t.text}: the evaluator models limits of 1..{MAX_RESULT_ROWS} (the StartQuery "
-                              "API reference's range)", t.pos)
+            raise Unsupported(f"limit {t.text}: the evaluator models limits of 1..{MAX_RESULT_ROWS} (the limit "
+                              "page's range)", t.pos)
         c.n = t.value
     if not p.done():
         t = p.peek()
@@ -675,7 +678,8 @@ class Query:
 
     def run(self, events: Iterable[dict], limit: int | None = None) -> Result:
         """`events`: dicts with @timestamp (epoch ms), @message, and optionally @logStream, @log.
-        `limit`: StartQuery's limit parameter (the smaller of it and the query's limit applies)."""
+        `limit`: StartQuery's limit parameter (the smaller of it and the query's limit applies; with
+        neither, 10,000 rows)."""
         scanned = {"records": 0, "bytes": 0}
 
         def source() -> Iterator[Row]:
@@ -719,7 +723,8 @@ class Query:
                 rows = list(rows)[:c.n]
         if streaming:
             rows = _count(rows, matched)
-        cap = min(limit or MAX_RESULT_ROWS, MAX_RESULT_ROWS)
+        has_limit = any(c.kind == "limit" for c in self.commands)
+        cap = min(limit or (MAX_RESULT_ROWS if has_limit else DEFAULT_RESULT_ROWS), MAX_RESULT_ROWS)
         out = []
         for r in rows:
             if len(out) >= cap:

@@ -79,6 +79,7 @@ def page_like_ec2(action: str, request: bytes, response: bytes) -> bytes:
 # StartQuery / GetQueryResults / StopQuery are answered here, evaluating the query with
 # tests/harness/insights.py over the events moto holds in the log groups.
 INSIGHTS_ACTIONS = {"StartQuery", "GetQueryResults", "StopQuery"}
+PAGE_ROWS = 10_000  # GetQueryResults: at most 10,000 rows a request (maxItems)
 # A Fault on "StartQuery" with one of these codes lets the call succeed and the query end with that
 # status (GetQueryResults "status" values, API reference) instead of Complete.
 QUERY_OUTCOMES = {"Failed", "Timeout", "Cancelled"}
@@ -145,7 +146,7 @@ class LogsInsights:
                     return {"success": False}
                 q.status, q.steps = "Cancelled", []
                 return {"success": True}
-        return self.get_query_results(q)
+        return self.get_query_results(q, req)
 
     def start_query(self, req: dict, region: str, outcome: str) -> dict:
         # "A StartQuery operation must include exactly one of logGroupName, logGroupNames or
@@ -203,7 +204,22 @@ class LogsInsights:
             q.outcome = "Failed"
         q.done.set()
 
-    def get_query_results(self, q: InsightsQuery) -> dict:
+    def get_query_results(self, q: InsightsQuery, req: dict | None = None) -> dict:
+        # GetQueryResults API reference: `maxItems` "The maximum is 10,000 log events per request.
+        # You can retrieve up to 100,000 log event results from a query by paginating with the
+        # nextToken". Without maxItems, up to 10,000 here (not documented); a page's nextToken is
+        # given while rows remain after it, and only once the query is Complete.
+        req = req or {}
+        max_items = int(req.get("maxItems", PAGE_ROWS))
+        if not 1 <= max_items <= PAGE_ROWS:
+            raise InsightsError("InvalidParameterException", f"maxItems must be 1..{PAGE_ROWS}")
+        token = req.get("nextToken")
+        offset = 0
+        if token is not None:
+            qid, _, at = str(token).rpartition(":")
+            if qid != q.query_id or not at.isdigit():
+                raise InsightsError("InvalidParameterException", "The specified nextToken is not valid")
+            offset = int(at)
         with self.lock:
             if q.status not in TERMINAL_STATUSES:
                 if q.steps:
@@ -216,8 +232,12 @@ class LogsInsights:
         stats = {"recordsMatched": float(r.records_matched if r else 0),
                  "recordsScanned": float(r.records_scanned if r else 0),
                  "bytesScanned": float(r.bytes_scanned if r else 0)}
-        return {"queryLanguage": "CWLI", "results": r.rows if r and q.status == "Complete" else [],
-                "statistics": stats, "status": q.status}
+        rows = r.rows if r and q.status == "Complete" else []
+        out = {"queryLanguage": "CWLI", "results": rows[offset:offset + max_items], "statistics": stats,
+               "status": q.status}
+        if offset + max_items < len(rows):
+            out["nextToken"] = f"{q.query_id}:{offset + max_items}"
+        return out
 
 
 def _logs_backend(region: str):

@@ -1,7 +1,9 @@
 //! `natflow analyze --log-group ... --server-side` against a CloudWatch Logs endpoint on loopback
 //! that answers StartQuery, GetQueryResults and StopQuery as the API reference documents them
 //! (awsJson1.1, `X-Amz-Target: Logs_20140328.<Action>`; query status Scheduled/Running, then
-//! Complete, Failed, Cancelled or Timeout; at most 10,000 result rows; `LimitExceededException`
+//! Complete, Failed, Cancelled or Timeout; StartQuery `limit` up to 100,000, or refused above
+//! 10,000 with `InvalidParameterException` where the older bound holds; GetQueryResults at most
+//! 10,000 rows a request (`maxItems`), the rest through `nextToken`; `LimitExceededException`
 //! when the account's concurrent queries are at their quota). The end-to-end equality with the
 //! streaming path runs in the emulator (tests/test_cli_server_side.py).
 
@@ -61,13 +63,14 @@ fn endpoint(handler: Arc<Handler>) -> (String, Arc<Mutex<Vec<(String, Value)>>>)
 /// public address, `records` records of `bytes` bytes in all.
 fn row(host: u32, bytes: u64, records: u64) -> Value {
     let field = |f: &str, v: String| json!({"field": f, "value": v});
+    let addr = format!("10.{}.{}.{}", host / 62_500, host / 250 % 250, host % 250 + 1);
     json!([
         field("interface_id", "eni-0aaa".into()),
-        field("srcaddr", format!("10.0.{}.{}", host / 250, host % 250 + 1)),
+        field("srcaddr", addr.clone()),
         field("dstaddr", "10.0.0.9".into()),
         field("action", "ACCEPT".into()),
         field("log_status", "OK".into()),
-        field("pkt_srcaddr", format!("10.0.{}.{}", host / 250, host % 250 + 1)),
+        field("pkt_srcaddr", addr),
         field("pkt_dstaddr", "203.0.113.7".into()),
         field("sum_bytes", bytes.to_string()),
         field("sum_packets", "10".into()),
@@ -84,6 +87,21 @@ fn answer(status: &str, rows: Vec<Value>, scanned: u64) -> (u16, Value) {
         json!({"status": status, "results": rows,
                "statistics": {"recordsMatched": scanned as f64, "recordsScanned": scanned as f64, "bytesScanned": (scanned * 200) as f64}}),
     )
+}
+
+/// A complete answer of `total` rows (`make(i)` the i-th) as GetQueryResults pages it: `maxItems`
+/// rows from `nextToken` on ("The maximum is 10,000 log events per request"), and a `nextToken`
+/// while rows remain.
+fn paged(body: &Value, total: usize, make: impl Fn(usize) -> Value, scanned: u64) -> (u16, Value) {
+    let max = body["maxItems"].as_u64().map_or(10_000, |m| m as usize);
+    assert!(max <= 10_000, "maxItems {max}");
+    let from: usize = body["nextToken"].as_str().map_or(0, |t| t.parse().unwrap());
+    let to = (from + max).min(total);
+    let (status, mut out) = answer("Complete", (from..to).map(make).collect(), scanned);
+    if to < total {
+        out["nextToken"] = json!(to.to_string());
+    }
+    (status, out)
 }
 
 fn run(url: &str) -> (Option<i32>, Value, String) {
@@ -122,27 +140,30 @@ fn run(url: &str) -> (Option<i32>, Value, String) {
     )
 }
 
-/// A full answer (10,000 rows) may miss groups: its window is asked again in two halves, whose
-/// rows are counted instead; its own rows are not. The halves scanned what the whole scanned.
+/// A full answer (100,000 rows, read in 10 pages) may miss groups: its window is asked again in
+/// two halves, whose rows are counted instead; its own rows are not. The halves scanned what the
+/// whole scanned.
 #[test]
 fn a_full_answer_is_asked_again_in_halves_and_only_the_halves_count() {
     let handler: Arc<Handler> = Arc::new(|action, body| match action {
         "StartQuery" => {
             let (s, e) = (body["startTime"].as_i64().unwrap(), body["endTime"].as_i64().unwrap());
-            assert_eq!(body["limit"], 10_000);
-            assert!(body["queryString"].as_str().unwrap().contains("stats sum(bytes)"));
+            assert_eq!(body["limit"], 100_000);
+            let text = body["queryString"].as_str().unwrap();
+            assert!(text.contains("stats sum(bytes)") && text.trim_end().ends_with("| limit 100000"));
             (200, json!({"queryId": format!("q-{s}-{e}")}))
         }
         "GetQueryResults" => match body["queryId"].as_str().unwrap() {
-            // The whole window: full, 30,000 records scanned.
-            "q-0-99" => answer("Complete", (0..10_000).map(|h| row(h, 1, 1)).collect(), 30_000),
-            // Its halves [0, 49] and [50, 99]: 3 and 2 groups, 12,000 + 18,000 records scanned.
+            // The whole window: full, 300,000 records scanned (its rows are not counted: small
+            // ones keep the test quick).
+            "q-0-99" => paged(body, 100_000, |_| json!([{"field": "records", "value": "1"}]), 300_000),
+            // Its halves [0, 49] and [50, 99]: 3 and 2 groups, 120,000 + 180,000 records scanned.
             "q-0-49" => answer(
                 "Complete",
                 vec![row(1, 1_000_000, 7), row(2, 500, 1), row(3, 300, 2)],
-                12_000,
+                120_000,
             ),
-            "q-50-99" => answer("Complete", vec![row(1, 2_000_000, 5), row(4, 200, 1)], 18_000),
+            "q-50-99" => answer("Complete", vec![row(1, 2_000_000, 5), row(4, 200, 1)], 180_000),
             other => panic!("unexpected query {other}"),
         },
         _ => (200, json!({"success": true})),
@@ -153,30 +174,81 @@ fn a_full_answer_is_asked_again_in_halves_and_only_the_halves_count() {
     assert_eq!(report["bytes"], 3_001_000);
     assert_eq!(report["input"]["counted"], 16);
     // Records scanned but in no group: the lines the pattern did not match.
-    assert_eq!(report["input"]["malformed"], 30_000 - 16);
+    assert_eq!(report["input"]["malformed"], 300_000 - 16);
     let q = &report["server_side"];
     assert_eq!((q["queries"].as_u64(), q["split"].as_u64()), (Some(3), Some(1)));
-    assert_eq!(q["records_scanned"], 30_000);
+    assert_eq!(q["records_scanned"], 300_000);
     assert!(report.get("warnings").is_none(), "{report}");
+    let log = log.lock().unwrap();
     let starts: Vec<String> = log
-        .lock()
-        .unwrap()
         .iter()
         .filter(|(a, _)| a == "StartQuery")
         .map(|(_, b)| format!("{}-{}", b["startTime"], b["endTime"]))
         .collect();
     assert_eq!(starts, ["0-99", "0-49", "50-99"]);
+    // The full answer read in 10 pages of 10,000, each with the token of the one before.
+    let tokens: Vec<&Value> = log
+        .iter()
+        .filter(|(a, b)| a == "GetQueryResults" && b["queryId"] == "q-0-99")
+        .map(|(_, b)| &b["nextToken"])
+        .collect();
+    let expected: Vec<Value> = std::iter::once(Value::Null)
+        .chain((1..10).map(|p| json!((p * 10_000).to_string())))
+        .collect();
+    assert_eq!(tokens, expected.iter().collect::<Vec<_>>());
+    assert!(log
+        .iter()
+        .filter(|(a, _)| a == "GetQueryResults")
+        .all(|(_, b)| b["maxItems"] == 10_000));
+}
+
+/// 20,001 groups in the window (a dense NAT's talkers): one query, its answer read in 3 pages,
+/// every group counted once, the records scanned once.
+#[test]
+fn an_answer_of_more_than_10_000_rows_is_read_in_pages_by_one_query() {
+    let handler: Arc<Handler> = Arc::new(|action, body| match action {
+        "StartQuery" => (200, json!({"queryId": "q-1"})),
+        "GetQueryResults" => paged(body, 20_001, |h| row(h as u32, 100, 2), 40_002),
+        _ => (200, json!({})),
+    });
+    let (url, log) = endpoint(handler);
+    let (code, report, err) = run(&url);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["input"]["counted"], 40_002);
+    assert_eq!(report["bytes"], 2_000_100);
+    let q = &report["server_side"];
+    assert_eq!((q["queries"].as_u64(), q["split"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(q["records_scanned"], 40_002);
+    let calls = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| a == "GetQueryResults")
+        .count();
+    assert_eq!(calls, 3);
 }
 
 /// Halves that scanned other than their whole (records at the boundary second counted twice or
-/// not at all) are reported, not hidden.
+/// not at all) are reported, not hidden. Here StartQuery refuses a limit above 10,000 (the older
+/// bound): the CLI asks for 10,000 rows instead and says so.
 #[test]
 fn halves_that_do_not_add_up_to_their_window_are_reported() {
     let handler: Arc<Handler> = Arc::new(|action, body| match action {
-        "StartQuery" => (
-            200,
-            json!({"queryId": format!("q-{}-{}", body["startTime"], body["endTime"])}),
+        "StartQuery" if body["limit"].as_u64().unwrap() > 10_000 => (
+            400,
+            json!({"__type": "InvalidParameterException", "message": "limit must be between 1 and 10000"}),
         ),
+        "StartQuery" => {
+            assert!(body["queryString"]
+                .as_str()
+                .unwrap()
+                .trim_end()
+                .ends_with("| limit 10000"));
+            (
+                200,
+                json!({"queryId": format!("q-{}-{}", body["startTime"], body["endTime"])}),
+            )
+        }
         "GetQueryResults" => match body["queryId"].as_str().unwrap() {
             "q-0-99" => answer("Complete", (0..10_000).map(|h| row(h, 1, 1)).collect(), 100),
             _ => answer("Complete", vec![row(1, 10, 60)], 60),
@@ -191,6 +263,11 @@ fn halves_that_do_not_add_up_to_their_window_are_reported() {
         warnings.contains("scanned 100 records in the window 0..99 but 120 in its two halves"),
         "{warnings}"
     );
+    assert!(
+        warnings.contains("refused queries of 100000 rows (InvalidParameterException: limit must be"),
+        "{warnings}"
+    );
+    assert_eq!(report["server_side"]["queries"], 3, "the refused start is no query");
 }
 
 /// A query that fails ends the run with one line (exit 3), and every query started is stopped.
