@@ -227,6 +227,22 @@ impl DnsIndex {
         }
     }
 
+    /// The first of [`DnsIndex::names`] (most queried, ties by name), without the others.
+    pub fn top_name(&self, source: Option<IpAddr>, destination: IpAddr) -> Option<&str> {
+        let m = self.by_ip.get(&destination)?;
+        let best = |it: &mut dyn Iterator<Item = (u32, u64)>| {
+            it.min_by(|a, b| {
+                b.1.cmp(&a.1)
+                    .then_with(|| self.names[a.0 as usize].cmp(&self.names[b.0 as usize]))
+            })
+        };
+        let id = match source.and_then(|s| m.by_source.get(&s)) {
+            Some(own) => best(&mut own.iter().copied()),
+            None => best(&mut m.total.iter().map(|(&id, &n)| (id, n))),
+        }?;
+        Some(&self.names[id.0 as usize])
+    }
+
     /// The names `destination` is known by for `source`: the source's own queries first; else any
     /// host's (`source` None: any host's).
     pub fn names(&self, source: Option<IpAddr>, destination: IpAddr) -> Option<Names> {
@@ -439,6 +455,11 @@ mod tests {
         assert!(!any.asked_by_source);
         assert_eq!(any.names, vec!["www.example.com", "pypi.org", "files.pythonhosted.org"]);
         assert_eq!(d.names(None, ip("151.101.0.1")).unwrap().names, any.names);
+        for src in [Some("10.0.0.5"), Some("10.0.0.6"), Some("10.0.0.7"), None] {
+            let src = src.map(ip);
+            let first = d.names(src, ip("151.101.0.1")).unwrap().names[0].clone();
+            assert_eq!(d.top_name(src, ip("151.101.0.1")), Some(first.as_str()));
+        }
     }
 
     #[test]

@@ -459,10 +459,10 @@ impl Report {
         for (i, ((local, remote), pair)) in ranked.into_iter().enumerate() {
             // Every talker, listed or not, in its destination's domain (its most queried name's).
             if let Some(d) = o.dns {
-                match d.names(Some(local), remote).and_then(|n| n.names.into_iter().next()) {
+                match d.top_name(Some(local), remote) {
                     Some(name) => {
                         named_bytes += pair.c.bytes();
-                        let domain = crate::dns::domain(&name);
+                        let domain = crate::dns::domain(name);
                         let u = domains.entry(domain.clone()).or_insert_with(|| DomainUse {
                             domain,
                             ..Default::default()
