@@ -12,18 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.harness.router import Fault
+from tests.harness.router import TERMINAL_STATUSES, Fault
 
 # A recording's notice: the report step's subject ("NAT spike on <nat>: ..."), or the finish
 # step's ("NAT spike recorded: <nat> (...)") when the report could not be built.
 RECORDED = ("NAT spike on ", "NAT spike recorded: ")
 
-SUMMARY = {"scenarios": 0, "faults": 0, "swept": 0, "orphans": 0, "lost_notices": 0}
+SUMMARY = {"scenarios": 0, "faults": 0, "swept": 0, "orphans": 0, "orphaned_queries": 0, "lost_notices": 0}
 
 
 def pytest_summary_line() -> str:
     return (f"fault matrix: {SUMMARY['scenarios']} scenarios, {SUMMARY['faults']} faults injected, "
             f"{SUMMARY['swept']} finished by the sweeper, {SUMMARY['orphans']} orphaned flow logs, "
+            f"{SUMMARY['orphaned_queries']} Logs Insights queries left running, "
             f"{SUMMARY['lost_notices']} lost notices")
 
 
@@ -43,6 +44,7 @@ CALLS = [
     ("FinishRecordingFunction", "GetMetricData"),
     ("BuildReportFunction", "StartQuery"),
     ("BuildReportFunction", "GetQueryResults"),
+    ("BuildReportFunction", "UpdateItem"),  # the query ledger (natrec::ledger)
     ("BuildReportFunction", "FilterLogEvents"),  # with ReportAggregation streaming, or after a failed query
     ("BuildReportFunction", "PutLogEvents"),
     (None, "Publish"),  # the state machine's sns:publish
@@ -97,11 +99,17 @@ def check_clean(rec, outcome) -> list[dict]:
     SUMMARY["scenarios"] += 1
     flow_logs = rec.active_flow_logs()
     SUMMARY["orphans"] += len(flow_logs)
+    # The report's Logs Insights queries: none still running, none left in the query ledger.
+    queries = [q.query_id for q in rec.emu.router.insights.queries.values() if q.status not in TERMINAL_STATUSES]
+    SUMMARY["orphaned_queries"] += len(queries)
+    ledgers = [i for i in rec.emu.client("dynamodb").scan(TableName=rec.table, ConsistentRead=True)["Items"]
+               if i["pk"]["S"].startswith("queries#") and i.get("query_ids")]
     notices = rec.notices()
     state_machine_notices = [n for n in notices if "by the sweeper" not in n["subject"]]
     if not state_machine_notices:
         SUMMARY["lost_notices"] += 1
     assert flow_logs == [], "flow logs left running"
+    assert queries == [] and ledgers == [], f"Logs Insights queries left running: {queries}, ledgers: {ledgers}"
     item = rec.lock_item(outcome["nat"]["id"]) or {}
     assert "execution" not in item and "token" not in item, f"lock or token left: {item}"
     assert outcome["status"] in ("SUCCEEDED", "FAILED"), outcome
@@ -127,7 +135,7 @@ def test_fault_in_aws_call(recorder, caller, action, kind):
     assert fault.injected, "the fault was injected"
     [notice] = check_clean(recorder, outcome)
     if kind != "denied" or action in ("GetMetricData", "Publish") or action in REPORT_ONLY \
-            or caller == "ResumeRecordingFunction":
+            or caller in ("ResumeRecordingFunction", "BuildReportFunction"):
         # retried, tolerated, or (resume) the time limit ends the recording instead
         assert outcome["status"] == "SUCCEEDED", notice
         assert notice["subject"].startswith(RECORDED)

@@ -2,6 +2,8 @@
 binaries make in the emulator is recorded with its caller (the SDK's app id), then compared
 with the IAM statements of template.yaml, both ways: nothing called is missing, nothing
 granted goes unused."""
+import time
+
 import pytest
 
 from tests.harness.router import Fault
@@ -59,6 +61,14 @@ def exercise(recorder):
     recorder.emu.router.faults.append(Fault(f"Invoke:{finish}", 403, "AccessDeniedException"))
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"], timestamp="2026-11-25T12:00:05.000+0000"))
     recorder.wait(left)
+    # A report query `left` had in its ledger when it ended (what a report stopped by hand in its
+    # WaitForQueries loop leaves: tests/test_recording.py runs that path whole): the sweeper stops
+    # it and takes it out of the ledger (StopQuery, UpdateItem).
+    query = recorder.emu.client("logs").start_query(
+        logGroupName=recorder.log_group, startTime=0, endTime=60, queryString="fields @message")["queryId"]
+    recorder.emu.client("dynamodb").put_item(TableName=recorder.table, Item={
+        "pk": {"S": f"queries#{left}"}, "query_execution": {"S": left}, "query_ids": {"SS": [query]},
+        "expires_at": {"N": str(int(time.time()) + 7200)}})
     recorder.sweep()
     # The execution status change rule: `left` ended FAILED (its cleanup was denied); the sweeper
     # reads its history to know whether it sent its notice.

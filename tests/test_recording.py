@@ -209,6 +209,39 @@ def test_failed_cleanup_is_told_and_the_sweeper_removes_what_it_left(recorder):
                       what="new recording holds the lock")
 
 
+def test_an_execution_stopped_by_hand_while_its_report_waits_on_queries_has_them_stopped(recorder):
+    """The report's Logs Insights queries outlast its invocation (WaitForQueries), and the
+    execution is stopped by hand meanwhile: the status change rule's sweep stops them (StopQuery)
+    from the query ledger, instead of leaving them to run, scan and bill for up to 60 minutes."""
+    insights = recorder.emu.router.insights
+    insights.steps = ["Running"] * 100_000  # the queries never finish by themselves
+    report_fn = recorder.hosts["BuildReportFunction"]
+    report_fn.timeout_s = 4  # a short invocation: it hands its running queries to WaitForQueries
+    try:
+        nat = recorder.create_nat()
+        arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "stopped-while-querying")
+        recorder.wait_parked(nat["id"])
+        recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
+        recorder.wait_for(lambda: any((e.get("stateEnteredEventDetails") or {}).get("name") == "WaitForQueries"
+                                      for e in recorder.history(arn)), timeout=60, what="report waiting on queries")
+        ledger = recorder.emu.client("dynamodb").get_item(
+            TableName=recorder.table, Key={"pk": {"S": f"queries#{arn}"}}, ConsistentRead=True)["Item"]
+        ids = sorted(ledger["query_ids"]["SS"])
+        assert ids and all(insights.queries[i].status == "Running" for i in ids), ids
+        recorder.emu.client("stepfunctions").stop_execution(executionArn=arn, error="ByHand")
+        assert recorder.wait(arn)["status"] == "ABORTED"
+        report = recorder.sweep(recorder.status_event(arn))
+        assert sorted(report["queries"]["stopped"]) == ids, report
+        assert all(insights.queries[i].status == "Cancelled" for i in ids)
+        assert ("SweepOrphansFunction", "logs:StopQuery") in recorder.emu.router.callers
+        left = recorder.emu.client("dynamodb").get_item(
+            TableName=recorder.table, Key={"pk": {"S": f"queries#{arn}"}}, ConsistentRead=True)["Item"]
+        assert "query_ids" not in left, "taken out of the ledger"
+        assert insights.running() == 0
+    finally:
+        report_fn.timeout_s = 30.0
+
+
 def test_a_failed_start_whose_cleanup_fails_too_names_the_nat_of_its_alarm(recorder):
     """The start and then the finish are denied: the state is the alarm event, so the last-resort
     notice takes the NAT ID from the alarm's name (<stack>-natgw-<NAT ID>)."""
