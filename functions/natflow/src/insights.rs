@@ -84,10 +84,10 @@ pub fn result_row<'a>(items: impl IntoIterator<Item = (Option<&'a str>, Option<&
         .collect()
 }
 
-fn value<'a>(row: &'a Row, field: &str) -> Option<&'a str> {
+fn value<'a, K: AsRef<str>, V: AsRef<str>>(row: &'a [(K, V)], field: &str) -> Option<&'a str> {
     row.iter()
-        .find(|(f, _)| f == field)
-        .map(|(_, v)| v.as_str())
+        .find(|(f, _)| f.as_ref() == field)
+        .map(|(_, v)| v.as_ref())
         .filter(|v| !v.is_empty())
 }
 
@@ -117,6 +117,10 @@ impl Group {
     /// A row of [`RECORDS_QUERY`] as a group (one for every row, so that a caller can tell a
     /// full answer by their number; a row without a record count counts nothing).
     pub fn from_row(row: &Row) -> Self {
+        Self::from_pairs(row)
+    }
+
+    fn from_pairs<K: AsRef<str>, V: AsRef<str>>(row: &[(K, V)]) -> Self {
         let records = number(value(row, RECORDS)).unwrap_or(0);
         let grouped: Vec<Option<&str>> = GROUP_FIELDS.iter().map(|(_, q)| value(row, q)).collect();
         if records == 0 || grouped.iter().all(Option::is_none) {
@@ -158,7 +162,13 @@ impl Group {
     /// A GetQueryResults row (`{field, value}` items) as a group ([`result_row`], then
     /// [`Group::from_row`]).
     pub fn from_result<'a>(items: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Self {
-        Self::from_row(&result_row(items))
+        // The same pairs as `result_row`, borrowed rather than copied.
+        let pairs: Vec<(&str, &str)> = items
+            .into_iter()
+            .filter_map(|(f, v)| Some((f?, v?)))
+            .filter(|(f, _)| *f != "@ptr")
+            .collect();
+        Self::from_pairs(&pairs)
     }
 
     /// The records it stands for.
@@ -627,5 +637,18 @@ mod tests {
             (None, Some("x")),
         ]);
         assert_eq!(row, [("records".to_string(), "3".to_string())]);
+        // A result row straight to its group: the same as through `result_row`.
+        let items = [
+            (Some("interface_id"), Some("eni-1")),
+            (Some("srcaddr"), Some("10.0.1.5")),
+            (Some("@ptr"), Some("CmAKJgo")),
+            (Some("pkt_dstaddr"), None),
+            (Some("sum_bytes"), Some("1.5e+06")),
+            (Some("records"), Some("3")),
+        ];
+        let g = Group::from_result(items);
+        assert_eq!(g, Group::from_row(&result_row(items)));
+        assert_eq!(g.records(), 3);
+        assert_eq!(Group::from_result([(Some("records"), Some("4"))]).line, None);
     }
 }

@@ -33,6 +33,9 @@ impl Clock for FakeClock {
     }
 }
 
+/// A fake answer: its rows and the records it scanned.
+type Rows = (Vec<Vec<(String, String)>>, u64);
+
 /// The window 0..99 holds 120,000 groups (too many for one answer of 100,000 rows); each half
 /// holds 60,000.
 fn dense(s: i64, e: i64) -> (Vec<Vec<(String, String)>>, u64) {
@@ -40,7 +43,7 @@ fn dense(s: i64, e: i64) -> (Vec<Vec<(String, String)>>, u64) {
 }
 
 /// The window 0..99 holds `n` groups of 2 records of 100 bytes; each half holds half of them.
-fn dense_of(n: u32) -> impl Fn(i64, i64) -> (Vec<Vec<(String, String)>>, u64) + Send + Sync {
+fn dense_of(n: u32) -> impl Fn(i64, i64) -> Rows + Send + Sync {
     move |s, e| {
         let hosts: Vec<u32> = match (s, e) {
             (0, 99) => (0..n).collect(),
