@@ -758,7 +758,8 @@ impl Catalogue {
     }
 }
 
-fn built_in_catalogue() -> &'static Catalogue {
+/// The built-in catalogue, parsed once.
+pub fn built_in_catalogue() -> &'static Catalogue {
     static C: OnceLock<Catalogue> = OnceLock::new();
     C.get_or_init(Catalogue::built_in)
 }

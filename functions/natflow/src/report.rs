@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{is_private, Analyzer, Counters, InputStats, UNKNOWN_IP};
+use crate::destinations::{AdviceContext, Catalogue, EndpointType, VpcEndpoint, HOURS_PER_MONTH};
 use crate::dns::{DnsIndex, DnsStats};
 use crate::inventory::Inventory;
 use crate::ipranges::IpRanges;
@@ -66,6 +67,9 @@ pub struct ReportOptions<'a> {
     pub server_side: Option<ServerSide>,
     /// Route 53 Resolver query logs of the window, to name destinations (see [`crate::dns`]).
     pub dns: Option<&'a DnsIndex>,
+    /// What well-known destinations are and what to do about them (see [`crate::destinations`]);
+    /// `None`: the built-in catalogue. Used only for destinations DNS named.
+    pub destinations: Option<&'a Catalogue>,
 }
 
 /// What the Logs Insights queries of a server-side report did.
@@ -94,6 +98,7 @@ impl<'a> ReportOptions<'a> {
             selection_hint: None,
             server_side: None,
             dns: None,
+            destinations: None,
         }
     }
 }
@@ -265,6 +270,10 @@ pub struct Report {
     /// Present when Route 53 Resolver query logs were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsUse>,
+    /// What to do about the listed destinations whose names the catalogue knows (registries,
+    /// AWS service endpoints by hostname), largest first; never for an unknown name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destination_advice: Vec<DestinationAdvice>,
     pub inventory_interfaces: usize,
     pub prices: Prices,
     /// What the reader must know to trust the figures (records of several interfaces counted
@@ -277,10 +286,66 @@ fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
 
+/// A month of traffic at the rate the window saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyRate {
+    /// The window the rate is read over (the records' first start to last end).
+    pub window_seconds: i64,
+    /// Bytes a month at that rate (730 hours).
+    pub bytes: u64,
+    /// NAT processing of those bytes.
+    pub nat_processing_usd: f64,
+    /// What the endpoint(s) would save of it, net of an interface endpoint's per-GB charge;
+    /// absent where it depends on more than the bytes (a registry's cache misses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving_usd: Option<f64>,
+}
+
+/// Advice for the talkers whose destination is one well-known destination or AWS service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationAdvice {
+    /// `container-registry`, `package-registry` (catalogue entries) or `aws-endpoint`.
+    pub class: String,
+    /// The catalogue's key (`docker-hub`), or for an AWS service its VPC endpoint (`sqs`).
+    pub key: String,
+    /// As a person calls it: `Docker Hub`, `SQS`.
+    pub name: String,
+    /// The hostnames that matched, most bytes first.
+    pub hosts: Vec<String>,
+    /// The Region in the hostname (ECR, AWS endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub talkers: usize,
+    pub bytes: u64,
+    pub nat_cost_usd: f64,
+    /// The VPC endpoints' full service names (`com.amazonaws.eu-west-1.sqs`).
+    pub endpoints: Vec<String>,
+    /// Availability Zones the interface endpoints are priced in (the sources' zones, at least 1).
+    pub azs: u32,
+    /// The interface endpoints' hourly charge over a month in those zones (gateways are free).
+    pub endpoint_monthly_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_at_observed_rate: Option<MonthlyRate>,
+    pub text: String,
+    /// Commands to paste, in order.
+    pub commands: Vec<String>,
+}
+
+/// `pkt-*-aws-service` code of the traffic a VPC endpoint carries, where the report's services
+/// section already advises it (gateway endpoints).
+fn advised_service_code(endpoint: &str) -> Option<&'static str> {
+    match endpoint {
+        "s3" => Some("S3"),
+        "dynamodb" => Some("DYNAMODB"),
+        _ => None,
+    }
+}
+
 struct Namer<'a> {
     inventory: Option<&'a Inventory>,
     ip_ranges: Option<&'a IpRanges>,
     dns: Option<&'a DnsIndex>,
+    catalogue: &'a Catalogue,
 }
 
 impl Namer<'_> {
@@ -338,10 +403,15 @@ impl Namer<'_> {
         let Some(n) = self.dns.and_then(|d| d.names(source, ip)) else {
             return e;
         };
+        // Each name shown with what the catalogue calls it: `registry-1.docker.io (Docker Hub)`.
+        let named = |h: &String| match self.catalogue.label(h) {
+            Some(l) => format!("{h} ({l})"),
+            None => h.clone(),
+        };
         let shown = match n.names.len() {
             0 => return e,
-            1 | 2 => n.names.join(", "),
-            k => format!("{}, {} +{} more", n.names[0], n.names[1], k - 2),
+            1 | 2 => n.names.iter().map(named).collect::<Vec<_>>().join(", "),
+            k => format!("{}, {} +{} more", named(&n.names[0]), named(&n.names[1]), k - 2),
         };
         // Without a source (formats without packet addresses) no source asked: no remark.
         let from = if n.asked_by_source || source.is_none() {
@@ -357,16 +427,250 @@ impl Namer<'_> {
     }
 }
 
+/// The window's length in words: `45 s`, `12 min`.
+fn duration_words(seconds: i64) -> String {
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else {
+        format!("{:.0} min", seconds as f64 / 60.0)
+    }
+}
+
+/// What the catalogue makes of a talker's destination.
+enum Known {
+    Destination(crate::destinations::Destination),
+    Aws(crate::destinations::AwsEndpoint, VpcEndpoint),
+}
+
+struct AdviceGroup {
+    known: Known,
+    hosts: Vec<(String, u64)>,
+    bytes: u64,
+    talkers: usize,
+    azs: std::collections::BTreeSet<String>,
+}
+
+/// One piece of advice per well-known destination (catalogue entry) or AWS VPC endpoint (service
+/// and Region) among the listed talkers' destinations, largest first. A talker counts under the
+/// first of its names (most queried first) that the catalogue knows; a name it does not know
+/// gets nothing. An AWS endpoint the services section already advises (S3, DynamoDB gateway
+/// endpoints, found by `pkt-dst-aws-service`) is left to it, and so are those endpoints'
+/// commands in a registry's advice.
+fn destination_advice<'t>(
+    catalogue: &Catalogue,
+    talkers: impl Iterator<Item = &'t Talker>,
+    services: &[ServiceUse],
+    p: &Prices,
+    vpc_id: Option<&str>,
+    window: Option<(i64, i64)>,
+) -> Vec<DestinationAdvice> {
+    let region = p.region.as_str();
+    let advised = |endpoint: &str| {
+        advised_service_code(endpoint).is_some_and(|c| services.iter().any(|s| s.service == c && s.endpoint.is_some()))
+    };
+    let mut groups: BTreeMap<String, AdviceGroup> = BTreeMap::new();
+    for t in talkers {
+        let found = t.destination.hostnames.iter().find_map(|h| {
+            if let Some(d) = catalogue.classify(h) {
+                return Some((d.key.clone(), d.host.clone(), Known::Destination(d)));
+            }
+            let e = catalogue.aws_endpoint(h)?;
+            let ep = e.endpoint.clone()?;
+            if advised(&ep.service) {
+                return None;
+            }
+            let key = format!("aws:{}:{}", ep.service, e.region.as_deref().unwrap_or(region));
+            Some((key, e.host.clone(), Known::Aws(e, ep)))
+        });
+        let Some((key, host, known)) = found else {
+            continue;
+        };
+        let g = groups.entry(key).or_insert_with(|| AdviceGroup {
+            known,
+            hosts: Vec::new(),
+            bytes: 0,
+            talkers: 0,
+            azs: Default::default(),
+        });
+        g.bytes += t.bytes;
+        g.talkers += 1;
+        match g.hosts.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, b)) => *b += t.bytes,
+            None => g.hosts.push((host, t.bytes)),
+        }
+        if let Some(az) = &t.source.az {
+            g.azs.insert(az.clone());
+        }
+    }
+    let rate = window.filter(|(s, e)| e > s).map(|(s, e)| e - s);
+    let mut out = Vec::new();
+    for (key, mut g) in groups {
+        g.hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let azs = (g.azs.len() as u32).max(1);
+        let month_bytes = rate.map(|secs| {
+            let b = u128::from(g.bytes) * u128::from((HOURS_PER_MONTH * 3600.0) as u64) / secs as u128;
+            (secs, u64::try_from(b).unwrap_or(u64::MAX))
+        });
+        let seen = |secs: i64, mb: u64| {
+            format!(
+                " If this traffic kept the rate seen ({} in {}), a month of it would be about {}: {} of NAT processing",
+                human_bytes(g.bytes),
+                duration_words(secs),
+                human_bytes(mb),
+                usd(p.nat(mb))
+            )
+        };
+        let (class, name, region_of, endpoints, monthly, mut text, commands, saving): (
+            String,
+            String,
+            Option<String>,
+            Vec<String>,
+            f64,
+            String,
+            Vec<String>,
+            Option<f64>,
+        );
+        match &g.known {
+            Known::Aws(e, ep) => {
+                let ctx = AdviceContext {
+                    region,
+                    vpc_id,
+                    prices: p,
+                    azs,
+                };
+                // None: an endpoint of another Region than the VPC's.
+                let Some(adv) = e.advice(&ctx, g.bytes) else {
+                    continue;
+                };
+                let cost = e.cost(g.bytes, p, azs);
+                class = "aws-endpoint".into();
+                name = e.name.clone();
+                region_of = e.region.clone();
+                endpoints = crate::destinations::service_name(region, &ep.service)
+                    .into_iter()
+                    .collect();
+                monthly = cost.map_or(0.0, |c| c.monthly_usd);
+                // The header line names the service and host already.
+                text = match adv.text.strip_prefix(&format!("{} ({}): ", e.name, e.host)) {
+                    Some(rest) => {
+                        let mut c = rest.chars();
+                        c.next()
+                            .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+                    }
+                    None => adv.text,
+                };
+                commands = adv.commands;
+                saving = month_bytes.and_then(|(_, mb)| e.cost(mb, p, azs)).map(|c| c.saving_usd);
+                if let Some((secs, mb)) = month_bytes {
+                    text.push_str(&seen(secs, mb));
+                    text.push_str(&match ep.kind {
+                        EndpointType::Gateway => ", all of it saved by the free gateway endpoint.".to_string(),
+                        EndpointType::Interface => format!(
+                            ", of which the endpoint would save {} against its own {} a month.",
+                            usd(saving.unwrap_or(0.0)),
+                            usd(monthly)
+                        ),
+                    });
+                }
+            }
+            Known::Destination(d) => {
+                let adv = d.advice(region, vpc_id);
+                // Endpoints the services section advises already: their commands are there.
+                let skip: Vec<String> = d
+                    .endpoints
+                    .iter()
+                    .filter(|e| advised(&e.service))
+                    .flat_map(|e| crate::destinations::endpoint_commands(e, region, vpc_id))
+                    .collect();
+                let interface: Vec<&str> = d
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.kind == EndpointType::Interface)
+                    .map(|e| e.service.as_str())
+                    .collect();
+                class = serde_json::to_value(d.class)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                name = d.name.clone();
+                region_of = d.region.clone();
+                endpoints = d
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| crate::destinations::service_name(region, &e.service))
+                    .collect();
+                monthly = interface.len() as f64 * p.per.interface_endpoint_per_hour * f64::from(azs) * HOURS_PER_MONTH;
+                text = adv.text;
+                commands = adv.commands.into_iter().filter(|c| !skip.contains(c)).collect();
+                saving = None;
+                for e in d.endpoints.iter().filter(|e| advised(&e.service)) {
+                    let code = advised_service_code(&e.service).unwrap_or_default();
+                    text.push_str(&format!(
+                        " For the {} gateway endpoint, see \"AWS services reached through the NAT\".",
+                        service_label(code)
+                    ));
+                }
+                if let Some((secs, mb)) = month_bytes {
+                    text.push_str(&seen(secs, mb));
+                    if interface.is_empty() {
+                        text.push('.');
+                    } else {
+                        text.push_str(&format!(
+                            "; the {} interface endpoint{} cost{} {} a month in {azs} Availability Zone{}.",
+                            interface.join(" and "),
+                            if interface.len() == 1 { "" } else { "s" },
+                            if interface.len() == 1 { "s" } else { "" },
+                            usd(monthly),
+                            if azs == 1 { "" } else { "s" }
+                        ));
+                    }
+                }
+            }
+        }
+        out.push(DestinationAdvice {
+            class,
+            key: match &g.known {
+                Known::Aws(_, ep) => ep.service.clone(),
+                Known::Destination(_) => key,
+            },
+            name,
+            hosts: g.hosts.into_iter().map(|(h, _)| h).collect(),
+            region: region_of,
+            talkers: g.talkers,
+            bytes: g.bytes,
+            nat_cost_usd: round_usd(p.nat(g.bytes)),
+            endpoints,
+            azs,
+            endpoint_monthly_usd: round_usd(monthly),
+            monthly_at_observed_rate: month_bytes.map(|(secs, mb)| MonthlyRate {
+                window_seconds: secs,
+                bytes: mb,
+                nat_processing_usd: round_usd(p.nat(mb)),
+                saving_usd: saving.map(round_usd),
+            }),
+            text,
+            commands,
+        });
+    }
+    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.key.cmp(&b.key)));
+    out
+}
+
 fn round_usd(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
 impl Report {
     pub fn build(a: &Analyzer, o: &ReportOptions<'_>) -> Report {
+        let catalogue: &Catalogue = match o.destinations {
+            Some(c) => c,
+            None => crate::destinations::built_in_catalogue(),
+        };
         let namer = Namer {
             inventory: o.inventory,
             ip_ranges: o.ip_ranges,
             dns: o.dns,
+            catalogue,
         };
         let p = &o.prices;
         // The NAT interface's AZ: from the inventory (comparable with the sources'), else the
@@ -586,6 +890,24 @@ impl Report {
                 domains,
             }
         });
+        // The VPC: the NAT interfaces' in the inventory.
+        let vpc_id = o.inventory.and_then(|inv| {
+            interfaces
+                .iter()
+                .find_map(|i| inv.by_interface(&i.interface_id).and_then(|e| e.vpc_id.clone()))
+        });
+        let destination_advice = if o.dns.is_some() {
+            destination_advice(
+                catalogue,
+                talkers.iter().chain(&destinations),
+                &services,
+                p,
+                vpc_id.as_deref(),
+                a.window(),
+            )
+        } else {
+            Vec::new()
+        };
         let others = Others {
             talkers: distinct - talkers.len(),
             upload_bytes: others.upload,
@@ -622,6 +944,7 @@ impl Report {
                 ..q
             }),
             dns,
+            destination_advice,
             inventory_interfaces: o.inventory.map_or(0, |i| i.len()),
             prices: p.clone(),
             warnings,
@@ -762,6 +1085,28 @@ impl Report {
                     usd(v.nat_cost_usd),
                     advice
                 );
+            }
+        }
+        if !self.destination_advice.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nWhat to do about the destinations known by name (from the VPC's DNS queries):"
+            );
+            for d in &self.destination_advice {
+                let _ = writeln!(
+                    s,
+                    "     {} ({}): {} from {} talker{}, NAT processing {}.",
+                    d.name,
+                    d.hosts.join(", "),
+                    human_bytes(d.bytes),
+                    d.talkers,
+                    if d.talkers == 1 { "" } else { "s" },
+                    usd(d.nat_cost_usd)
+                );
+                let _ = writeln!(s, "       {}", d.text);
+                for c in &d.commands {
+                    let _ = writeln!(s, "         {c}");
+                }
             }
         }
         let _ = writeln!(s);
