@@ -248,7 +248,7 @@ def quota_held(recorder_host, emulator):
         stopped = logs.stop_query(queryId=other)["success"]
         status = rec.wait(arn, timeout=120)["status"]
     queries = [q for q in insights.queries.values() if q.query_id != other]
-    return {"rec": rec, "lam": lam, "arn": arn, "status": status, "running_while_refused": running_while_refused,
+    return {"lam": lam, "arn": arn, "status": status, "running_while_refused": running_while_refused,
             "stopped": stopped, "throttled": throttled(), "notices": rec.notices(), "report": report_json(rec, arn),
             "left": queries_left(rec), "t_start": t_start,
             "queries": [(q.start, q.end, q.result.records_scanned if q.result else 0) for q in queries]}
