@@ -77,6 +77,8 @@ def test_report_with_dns_names_matches_its_schema(generated):
     assert r["dns"]["domains"] and r["dns"]["input"]["malformed"] == 2
     named = [t["destination"] for t in r["talkers"] if "hostnames" in t["destination"]]
     assert named and {n["hostnames_from"] for n in named} == {"source", "other-hosts"}
+    # The synth names include Docker Hub hosts: advice for them, in the documented shape.
+    assert "docker-hub" in {a["key"] for a in r["destination_advice"]}
     named[0]["hostnames_from"] = "another-host"
     with pytest.raises(jsonschema.ValidationError):
         validate_report(r)
