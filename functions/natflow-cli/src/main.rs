@@ -26,9 +26,9 @@ Exit status:
   1  nothing to report: no flow-log record in the input (stderr says what it holds), or records
      but no traffic through the NAT (the report is printed and says why)
   2  usage error: a missing or bad option or argument (clap's own errors too)
-  3  input or AWS error: a file that cannot be read, a bad inventory, ip-ranges or prices file; no
-     AWS region or credentials, an AWS_PROFILE that names no profile, access denied, throttled, log
-     group not found, endpoint unreachable";
+  3  input or AWS error: a file that cannot be read, a bad inventory, ip-ranges, prices or
+     destinations file; no AWS region or credentials, an AWS_PROFILE that names no profile,
+     access denied, throttled, log group not found, endpoint unreachable";
 
 const ANALYZE_HELP: &str = "\
 Examples:
@@ -49,7 +49,7 @@ Examples:
 pub enum CliError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    /// A file an option names (--inventory, --ip-ranges, --prices) cannot be read.
+    /// A file an option names (--inventory, --ip-ranges, --prices, --destinations) cannot be read.
     #[error("{option} {path}: cannot read: {source}")]
     OptionFile {
         option: &'static str,
@@ -69,6 +69,9 @@ pub enum CliError {
     },
     #[error("{0}")]
     Analysis(#[from] natflow::AnalysisError),
+    /// A --destinations file that is not a valid catalogue (the entry and the reason named).
+    #[error("--destinations: {0}")]
+    Destinations(#[from] natflow::destinations::DestinationsError),
     #[error("{0}")]
     Usage(String),
     /// An AWS call failed, or no region or credentials: one line saying what to do.
@@ -87,6 +90,7 @@ impl CliError {
             | CliError::OptionFile { .. }
             | CliError::Gzip { .. }
             | CliError::Analysis(_)
+            | CliError::Destinations(_)
             | CliError::Aws(_) => 3,
         }
     }
@@ -166,6 +170,11 @@ struct AnalyzeArgs {
     /// (the others stay the built-in ones).
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// Destinations catalogue overrides, layout of functions/natflow/destinations.json: an entry
+    /// replaces the built-in entry's fields it names, a new key adds one, null removes one. Used for
+    /// the destinations --dns names (their class and advice).
+    #[arg(long, value_name = "FILE")]
+    destinations: Option<PathBuf>,
     /// How many talkers to list (0: none; the rest are summed as "other talkers").
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -343,6 +352,14 @@ fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
         .as_ref()
         .map(|p| read_option_file("--prices", p))
         .transpose()?;
+    // Checked before any record is read: a typo in the file fails fast.
+    let destinations = args
+        .destinations
+        .as_ref()
+        .map(|p| read_option_file("--destinations", p))
+        .transpose()?
+        .map(|text| natflow::destinations::Catalogue::load(Some(&text)))
+        .transpose()?;
     let uses_aws = args.log_group.is_some() || args.dns_log_group.is_some();
     if uses_aws {
         // Before the region: a profile that does not exist has no region either.
@@ -445,6 +462,7 @@ fn analyze(args: AnalyzeArgs) -> Result<Produced, CliError> {
     let dns = read_dns(&args, analyzer.window(), region.as_deref(), progress, &mut warnings)?;
     let mut o = ReportOptions::new(prices);
     o.dns = dns.as_ref();
+    o.destinations = destinations.as_ref();
     o.inventory = inventory.as_ref();
     o.ip_ranges = ip_ranges.as_ref();
     o.top = args.top;
