@@ -326,6 +326,33 @@ pub fn what_to_do_next(report: &Report, f: &NextSteps<'_>) -> String {
         ));
     }
 
+    // The destinations the VPC's DNS queries named and the catalogue knows (registries, AWS
+    // endpoints by hostname): the report's advice and its commands, the VPC filled in.
+    for d in &report.destination_advice {
+        let commands: Vec<String> = d
+            .commands
+            .iter()
+            .map(|c| {
+                format!(
+                    "\x20      {}",
+                    c.replace("--vpc-id <vpc-id>", &format!("--vpc-id {vpc}"))
+                )
+            })
+            .collect();
+        steps.push(format!(
+            "{} ({}): {} from {} talker{} cost {} of NAT processing. {}{}{}",
+            d.name,
+            d.hosts.join(", "),
+            human_bytes(d.bytes),
+            d.talkers,
+            if d.talkers == 1 { "" } else { "s" },
+            usd(d.nat_cost_usd),
+            d.text,
+            if commands.is_empty() { "" } else { "\n" },
+            commands.join("\n")
+        ));
+    }
+
     if report.cross_az.bytes > 0 {
         let mut zones: Vec<String> = report
             .cross_az
@@ -641,6 +668,74 @@ mod tests {
         assert_eq!(readable_above(100_000_001), 120_000_000);
         assert_eq!(readable_above(2_250_000_000), 2_500_000_000);
         assert_eq!(readable_above(u64::MAX - 1), u64::MAX);
+    }
+
+    /// A Route 53 Resolver query-log line: `src` asked `name`, answered `ip`.
+    fn query(src: &str, name: &str, ip: &str) -> String {
+        format!(
+            r#"{{"query_name":"{name}.","query_type":"A","rcode":"NOERROR","answers":[{{"Rdata":"{ip}","Type":"A","Class":"IN"}}],"srcaddr":"{src}"}}"#
+        ) + "\n"
+    }
+
+    /// With DNS input (the recorder does not record DNS yet: the report is built here with its
+    /// query logs), the destinations the catalogue knows get their advice among the steps, the
+    /// VPC filled in: Docker Hub, an SQS endpoint by hostname; S3, whose gateway endpoint the
+    /// first step advises, once; the unknown host nothing.
+    #[test]
+    fn next_steps_include_the_advice_for_destinations_named_by_dns() {
+        let rec = recording(&[ENI]);
+        let records = flow("10.0.1.87", "104.16.1.1", 20_000_000, 3_180_000_000, "-")
+            + &flow("10.0.1.87", "52.46.128.5", 400_000_000, 100_000_000, "-")
+            + &flow("10.0.5.12", "203.0.113.9", 100_000_000, 300_000_000, "-")
+            + &flow("10.0.1.87", "52.216.8.9", 1_000_000, 249_000_000, "S3");
+        let mut dns = natflow::dns::DnsIndex::new();
+        dns.feed(
+            (query("10.0.1.87", "registry-1.docker.io", "104.16.1.1")
+                + &query("10.0.1.87", "sqs.eu-west-3.amazonaws.com", "52.46.128.5")
+                + &query("10.0.5.12", "api.example.com", "203.0.113.9")
+                + &query("10.0.1.87", "my-bucket.s3.eu-west-3.amazonaws.com", "52.216.8.9"))
+                .as_bytes(),
+        );
+        let ips: Vec<IpAddr> = vec![NAT_IP.parse().unwrap()];
+        let mut a = natflow::Analyzer::new(natflow::Format::recorder(), &ips).unwrap();
+        a.feed(records.as_bytes());
+        let mut o = natflow::ReportOptions::new(natflow::Prices::for_region("eu-west-3", None).unwrap());
+        o.dns = Some(&dns);
+        let r = natflow::Report::build(&a, &o);
+        let text = what_to_do_next(&r, &steps(&rec, None));
+        assert!(
+            text.starts_with("What to do next:\n  1. Create a gateway VPC endpoint for S3: "),
+            "{text}"
+        );
+        let i = text.find("\n  2. ").unwrap() + 1;
+        let j = text.find("\n  4. If this spike was expected").unwrap() + 1;
+        // eu-west-3: NAT $0.045/GB, interface endpoint $0.01/h per zone and $0.01/GB; the records'
+        // window is 60 s, so a month (730 h) is 43,800 times the bytes.
+        assert_eq!(
+            &text[i..j],
+            r#"  2. Docker Hub (registry-1.docker.io): 3.2 GB from 1 talker cost $0.13 of NAT processing. Pull Docker Hub images through an Amazon ECR pull through cache in eu-west-3: the first pull of an image still comes from Docker Hub, later pulls come from ECR, whose layers come from S3 through the free gateway endpoint. Docker Hub requires a Secrets Manager secret whose name starts with ecr-pullthroughcache/. Then pull <account-id>.dkr.ecr.eu-west-3.amazonaws.com/docker-hub/<repository>:<tag> (official images: docker-hub/library/<name>). For the S3 gateway endpoint, see "AWS services reached through the NAT". If this traffic kept the rate seen (3.2 GB in 60 s), a month of it would be about 140.2 TB: $5874.04 of NAT processing; the ecr.api and ecr.dkr interface endpoints cost $14.60 a month in 1 Availability Zone.
+       aws secretsmanager create-secret --region eu-west-3 --name ecr-pullthroughcache/docker-hub --secret-string '{"username":"<Docker Hub user>","accessToken":"<Docker Hub access token>"}'
+       aws ecr create-pull-through-cache-rule --region eu-west-3 --ecr-repository-prefix docker-hub --upstream-registry-url registry-1.docker.io --credential-arn <ARN of the secret above>
+       aws ec2 describe-vpc-endpoint-services --region eu-west-3 --service-names com.amazonaws.eu-west-3.ecr.api --query 'ServiceDetails[].AvailabilityZones' --output text
+       aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --vpc-endpoint-type Interface --service-name com.amazonaws.eu-west-3.ecr.api --subnet-ids <one subnet ID per Availability Zone> --security-group-ids <security group allowing TCP 443 from the VPC> --private-dns-enabled
+       aws ec2 describe-vpc-endpoint-services --region eu-west-3 --service-names com.amazonaws.eu-west-3.ecr.dkr --query 'ServiceDetails[].AvailabilityZones' --output text
+       aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --vpc-endpoint-type Interface --service-name com.amazonaws.eu-west-3.ecr.dkr --subnet-ids <one subnet ID per Availability Zone> --security-group-ids <security group allowing TCP 443 from the VPC> --private-dns-enabled
+  3. SQS (sqs.eu-west-3.amazonaws.com): 500.0 MB from 1 talker cost $0.02 of NAT processing. An interface VPC endpoint (com.amazonaws.eu-west-3.sqs) with private DNS would carry this traffic instead of the NAT. On these 500.0 MB: NAT processing $0.02, through the endpoint < $0.01, saved $0.02. The endpoint costs $0.01 an hour in each Availability Zone it is in (1 zone: $7.30 a month), so it pays for itself above 209 GB a month through it. Private DNS needs the VPC's enableDnsSupport and enableDnsHostnames attributes on. If this traffic kept the rate seen (500.0 MB in 60 s), a month of it would be about 21.9 TB: $917.82 of NAT processing, of which the endpoint would save $713.86 against its own $7.30 a month.
+       aws ec2 describe-vpc-endpoint-services --region eu-west-3 --service-names com.amazonaws.eu-west-3.sqs --query 'ServiceDetails[].AvailabilityZones' --output text
+       aws ec2 create-vpc-endpoint --region eu-west-3 --vpc-id vpc-0example --vpc-endpoint-type Interface --service-name com.amazonaws.eu-west-3.sqs --subnet-ids <one subnet ID per Availability Zone> --security-group-ids <security group allowing TCP 443 from the VPC> --private-dns-enabled
+"#
+        );
+        // S3 advised once: only the first step creates its endpoint.
+        assert_eq!(
+            text.matches("--service-name com.amazonaws.eu-west-3.s3 ").count(),
+            1,
+            "{text}"
+        );
+        assert!(!text.contains("example.com"), "{text}");
+        // Without DNS input: the steps as before, no destination advice.
+        o.dns = None;
+        let plain = what_to_do_next(&natflow::Report::build(&a, &o), &steps(&rec, None));
+        assert!(!plain.contains("Docker Hub") && !plain.contains("sqs"), "{plain}");
     }
 
     /// With the sources' subnets known, the lookup lists those subnets' explicit route tables
