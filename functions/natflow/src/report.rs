@@ -520,16 +520,16 @@ fn destination_advice<'t>(
                 usd(p.nat(mb))
             )
         };
-        let (class, name, region_of, endpoints, monthly, mut text, commands, saving): (
+        let (class, name, region_of, endpoints, monthly, commands): (
             String,
             String,
             Option<String>,
             Vec<String>,
             f64,
-            String,
             Vec<String>,
-            Option<f64>,
         );
+        let mut text: String;
+        let saving: Option<f64>;
         match &g.known {
             Known::Aws(e, ep) => {
                 let ctx = AdviceContext {
