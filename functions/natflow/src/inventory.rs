@@ -131,12 +131,54 @@ fn strip_uuid_suffix(s: &str) -> &str {
     }
 }
 
-/// ENIs by private IP and by interface ID.
+/// A network beyond the recorded VPC's interfaces that this account can see (a VPC of its own, a
+/// peered VPC, a VPC attached to a transit gateway, a subnet shared with it): names an address
+/// no interface lookup found, at least by VPC and account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub cidr: ipnet::IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// The VPC's Name tag, where this account can read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The owner account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// How this account sees it: "peering pcx-...", "transit gateway tgw-...", "subnet subnet-... shared with this account".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+impl Network {
+    /// `VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-1`.
+    pub fn label(&self) -> String {
+        let mut s = match &self.vpc_id {
+            Some(v) => format!("VPC {v}"),
+            None => "network".to_string(),
+        };
+        if let Some(n) = self.name.as_deref().filter(|n| !n.is_empty()) {
+            s.push_str(&format!(" ({n})"));
+        }
+        s.push_str(&format!(" {}", self.cidr));
+        if let Some(o) = &self.owner {
+            s.push_str(&format!(", account {o}"));
+        }
+        if let Some(v) = &self.via {
+            s.push_str(&format!(", via {v}"));
+        }
+        s
+    }
+}
+
+/// ENIs by private IP and by interface ID. An address several interfaces held during the
+/// recording (start and end snapshots merged, a lookup) maps to all of them, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     enis: Vec<Eni>,
-    by_ip: FxHashMap<IpAddr, usize>,
+    by_ip: FxHashMap<IpAddr, Vec<usize>>,
     by_id: FxHashMap<String, usize>,
+    networks: Vec<Network>,
 }
 
 /// `aws ec2 describe-network-interfaces` output, so its JSON can be used as it is.
@@ -223,10 +265,17 @@ impl Inventory {
         inv
     }
 
-    /// A later entry for the same interface replaces the earlier one (a retried snapshot).
-    pub fn add(&mut self, eni: Eni) {
+    /// A later entry for the same interface (a retried snapshot, the end snapshot) updates the
+    /// earlier one and keeps the addresses of both: the interface held each of them in the window.
+    pub fn add(&mut self, mut eni: Eni) {
         let idx = match self.by_id.get(&eni.interface_id) {
             Some(&i) => {
+                let old = std::mem::take(&mut self.enis[i].private_ips);
+                for ip in old.into_iter().rev() {
+                    if !eni.private_ips.contains(&ip) {
+                        eni.private_ips.insert(0, ip);
+                    }
+                }
                 self.enis[i] = eni;
                 i
             }
@@ -239,9 +288,73 @@ impl Inventory {
         self.by_id.insert(e.interface_id.clone(), idx);
         for ip in &e.private_ips {
             if let Ok(ip) = ip.parse::<IpAddr>() {
-                self.by_ip.insert(ip, idx);
+                let holders = self.by_ip.entry(ip).or_default();
+                if !holders.contains(&idx) {
+                    holders.push(idx);
+                }
             }
         }
+    }
+
+    /// Merges a later snapshot (or a lookup's interfaces) into this one.
+    pub fn merge(&mut self, later: Inventory) {
+        for e in later.enis {
+            self.add(e);
+        }
+        for n in later.networks {
+            self.add_network(n);
+        }
+    }
+
+    /// A network that names the addresses no interface holds (longest prefix wins).
+    pub fn add_network(&mut self, n: Network) {
+        if !self.networks.contains(&n) {
+            self.networks.push(n);
+        }
+    }
+
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    /// Every interface that held `ip` in the window, oldest first.
+    pub fn holders(&self, ip: &IpAddr) -> Vec<&Eni> {
+        self.by_ip
+            .get(ip)
+            .map(|v| v.iter().map(|&i| &self.enis[i]).collect())
+            .unwrap_or_default()
+    }
+
+    /// The most specific known network holding `ip`.
+    pub fn network_of(&self, ip: &IpAddr) -> Option<&Network> {
+        self.networks
+            .iter()
+            .filter(|n| n.cidr.contains(ip))
+            .max_by_key(|n| n.cidr.prefix_len())
+    }
+
+    /// How the report names `ip` (the address included), None for an address the inventory
+    /// cannot speak for (a public one outside its networks):
+    /// - the interface(s) that held it: `Lambda ingest 10.20.0.61`, and when several interfaces
+    ///   held it in the window, all of them, never one guessed: `Lambda ingest or ECS task web (eni-2) 10.20.0.61`;
+    /// - else the network it is in: `address in VPC vpc-0b2 (shared) 10.30.0.0/16, account 2222..., via peering pcx-1 (10.30.4.17)`;
+    /// - else, for a private address: `unknown private address (10.30.4.17)`.
+    pub fn name(&self, ip: &IpAddr) -> Option<String> {
+        let holders = self.holders(ip);
+        if !holders.is_empty() {
+            let mut labels: Vec<String> = Vec::new();
+            for e in holders {
+                let l = e.label();
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+            return Some(format!("{} {ip}", labels.join(" or ")));
+        }
+        if let Some(n) = self.network_of(ip) {
+            return Some(format!("address in {} ({ip})", n.label()));
+        }
+        crate::analyze::is_private(*ip).then(|| format!("unknown private address ({ip})"))
     }
 
     /// Reads the recorder's JSON lines, a JSON array of the same objects, or the output of
@@ -274,8 +387,9 @@ impl Inventory {
         Ok(inv)
     }
 
+    /// The interface that held `ip` (the latest one, if several did: see [`Inventory::holders`]).
     pub fn by_ip(&self, ip: &IpAddr) -> Option<&Eni> {
-        self.by_ip.get(ip).map(|&i| &self.enis[i])
+        self.by_ip.get(ip).and_then(|v| v.last()).map(|&i| &self.enis[i])
     }
 
     pub fn by_interface(&self, id: &str) -> Option<&Eni> {
@@ -367,5 +481,74 @@ mod tests {
         assert_eq!(e.az(), Some("us-east-1b"));
         let err = Inventory::from_json("{\"interface_id\": 3}\n").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn merged_snapshots_name_an_address_with_every_interface_that_held_it() {
+        let ip: IpAddr = "10.20.0.61".parse().unwrap();
+        let mut lambda = eni(
+            "eni-1",
+            "lambda",
+            "AWS Lambda VPC ENI-ingest-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab",
+        );
+        lambda.private_ips = vec!["10.20.0.61".into()];
+        let mut start = Inventory::new([lambda.clone()]);
+        assert_eq!(start.name(&ip).unwrap(), "Lambda ingest 10.20.0.61");
+        // By the end the Lambda interface is gone and an ECS task's holds the address.
+        let mut task = eni("eni-2", "interface", "arn:aws:ecs:us-east-1:123456789012:attachment/x");
+        task.private_ips = vec!["10.20.0.61".into()];
+        task.tags.insert("aws:ecs:serviceName".into(), "web".into());
+        start.merge(Inventory::new([task]));
+        assert_eq!(
+            start.name(&ip).unwrap(),
+            "Lambda ingest or ECS task web (eni-2) 10.20.0.61"
+        );
+        assert_eq!(start.holders(&ip).len(), 2);
+        // The same interface in both snapshots, its address changed: both addresses are its.
+        let mut moved = lambda.clone();
+        moved.private_ips = vec!["10.20.0.99".into()];
+        start.merge(Inventory::new([moved, lambda]));
+        assert_eq!(start.len(), 2);
+        assert_eq!(
+            start.name(&"10.20.0.99".parse().unwrap()).unwrap(),
+            "Lambda ingest 10.20.0.99"
+        );
+        assert_eq!(
+            start.name(&ip).unwrap(),
+            "Lambda ingest or ECS task web (eni-2) 10.20.0.61"
+        );
+    }
+
+    #[test]
+    fn addresses_outside_the_interfaces_are_named_by_network_or_said_unknown() {
+        let mut inv = Inventory::default();
+        inv.add_network(Network {
+            cidr: "10.30.0.0/16".parse().unwrap(),
+            vpc_id: Some("vpc-0b2".into()),
+            name: Some("shared-services".into()),
+            owner: Some("222233334444".into()),
+            via: Some("peering pcx-1".into()),
+        });
+        inv.add_network(Network {
+            cidr: "10.30.8.0/24".parse().unwrap(),
+            vpc_id: Some("vpc-0b2".into()),
+            name: None,
+            owner: Some("333344445555".into()),
+            via: Some("subnet subnet-9 shared with this account".into()),
+        });
+        assert_eq!(
+            inv.name(&"10.30.4.17".parse().unwrap()).unwrap(),
+            "address in VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-1 (10.30.4.17)"
+        );
+        // The most specific network wins.
+        assert!(inv
+            .name(&"10.30.8.5".parse().unwrap())
+            .unwrap()
+            .contains("account 333344445555, via subnet subnet-9"));
+        assert_eq!(
+            inv.name(&"10.40.4.17".parse().unwrap()).unwrap(),
+            "unknown private address (10.40.4.17)"
+        );
+        assert_eq!(inv.name(&"203.0.113.9".parse().unwrap()), None);
     }
 }

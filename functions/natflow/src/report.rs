@@ -286,21 +286,6 @@ fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
 
-/// A month of traffic at the rate the window saw.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonthlyRate {
-    /// The window the rate is read over (the records' first start to last end).
-    pub window_seconds: i64,
-    /// Bytes a month at that rate (730 hours).
-    pub bytes: u64,
-    /// NAT processing of those bytes.
-    pub nat_processing_usd: f64,
-    /// What the endpoint(s) would save of it, net of an interface endpoint's per-GB charge;
-    /// absent where it depends on more than the bytes (a registry's cache misses).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saving_usd: Option<f64>,
-}
-
 /// Advice for the talkers whose destination is one well-known destination or AWS service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DestinationAdvice {
@@ -324,8 +309,6 @@ pub struct DestinationAdvice {
     pub azs: u32,
     /// The interface endpoints' hourly charge over a month in those zones (gateways are free).
     pub endpoint_monthly_usd: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monthly_at_observed_rate: Option<MonthlyRate>,
     pub text: String,
     /// Commands to paste, in order.
     pub commands: Vec<String>,
@@ -380,7 +363,8 @@ impl Namer<'_> {
             hostnames_from: None,
         };
         if let Some(eni) = self.inventory.and_then(|i| i.by_ip(&ip)) {
-            e.label = format!("{} {}", eni.label(), ip);
+            // Every interface that held the address in the window (natflow::inventory).
+            e.label = self.inventory.and_then(|i| i.name(&ip)).unwrap_or_default();
             e.kind = serde_json::to_value(eni.kind())
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -392,6 +376,9 @@ impl Namer<'_> {
         } else if let Some(s) = &service {
             e.label = format!("{} {ip}", service_label(s));
             e.kind = "aws-service".into();
+        } else if let Some(name) = self.inventory.and_then(|i| i.name(&ip)) {
+            // Another VPC's address (by VPC and account), or "unknown private address (ip)".
+            e.label = name;
         }
         e
     }
@@ -424,15 +411,6 @@ impl Namer<'_> {
         e.hostnames_from = source.map(|_| if n.asked_by_source { "source" } else { "other-hosts" }.into());
         e.hostnames = n.names;
         e
-    }
-}
-
-/// The window's length in words: `45 s`, `12 min`.
-fn duration_words(seconds: i64) -> String {
-    if seconds < 120 {
-        format!("{seconds} s")
-    } else {
-        format!("{:.0} min", seconds as f64 / 60.0)
     }
 }
 
@@ -507,19 +485,6 @@ fn destination_advice<'t>(
     for (key, mut g) in groups {
         g.hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let azs = (g.azs.len() as u32).max(1);
-        let month_bytes = rate.map(|secs| {
-            let b = u128::from(g.bytes) * u128::from((HOURS_PER_MONTH * 3600.0) as u64) / secs as u128;
-            (secs, u64::try_from(b).unwrap_or(u64::MAX))
-        });
-        let seen = |secs: i64, mb: u64| {
-            format!(
-                " If this traffic kept the rate seen ({} in {}), a month of it would be about {}: {} of NAT processing",
-                human_bytes(g.bytes),
-                duration_words(secs),
-                human_bytes(mb),
-                usd(p.nat(mb))
-            )
-        };
         let (class, name, region_of, endpoints, monthly, commands): (
             String,
             String,
@@ -529,7 +494,6 @@ fn destination_advice<'t>(
             Vec<String>,
         );
         let mut text: String;
-        let saving: Option<f64>;
         match &g.known {
             Known::Aws(e, ep) => {
                 let ctx = AdviceContext {
@@ -560,18 +524,8 @@ fn destination_advice<'t>(
                     None => adv.text,
                 };
                 commands = adv.commands;
-                saving = month_bytes.and_then(|(_, mb)| e.cost(mb, p, azs)).map(|c| c.saving_usd);
-                if let Some((secs, mb)) = month_bytes {
-                    text.push_str(&seen(secs, mb));
-                    text.push_str(&match ep.kind {
-                        EndpointType::Gateway => ", all of it saved by the free gateway endpoint.".to_string(),
-                        EndpointType::Interface => format!(
-                            ", of which the endpoint would save {} against its own {} a month.",
-                            usd(saving.unwrap_or(0.0)),
-                            usd(monthly)
-                        ),
-                    });
-                }
+                // No month is extrapolated from a spike: the advice states the break-even
+                // traffic a month instead (what the recording cannot know, the user can).
             }
             Known::Destination(d) => {
                 let adv = d.advice(region, vpc_id);
@@ -602,7 +556,6 @@ fn destination_advice<'t>(
                 monthly = interface.len() as f64 * p.per.interface_endpoint_per_hour * f64::from(azs) * HOURS_PER_MONTH;
                 text = adv.text;
                 commands = adv.commands.into_iter().filter(|c| !skip.contains(c)).collect();
-                saving = None;
                 for e in d.endpoints.iter().filter(|e| advised(&e.service)) {
                     let code = advised_service_code(&e.service).unwrap_or_default();
                     text.push_str(&format!(
@@ -610,20 +563,15 @@ fn destination_advice<'t>(
                         service_label(code)
                     ));
                 }
-                if let Some((secs, mb)) = month_bytes {
-                    text.push_str(&seen(secs, mb));
-                    if interface.is_empty() {
-                        text.push('.');
-                    } else {
-                        text.push_str(&format!(
-                            "; the {} interface endpoint{} cost{} {} a month in {azs} Availability Zone{}.",
-                            interface.join(" and "),
-                            if interface.len() == 1 { "" } else { "s" },
-                            if interface.len() == 1 { "s" } else { "" },
-                            usd(monthly),
-                            if azs == 1 { "" } else { "s" }
-                        ));
-                    }
+                if !interface.is_empty() {
+                    text.push_str(&format!(
+                        " The {} interface endpoint{} cost{} {} a month in {azs} Availability Zone{}.",
+                        interface.join(" and "),
+                        if interface.len() == 1 { "" } else { "s" },
+                        if interface.len() == 1 { "s" } else { "" },
+                        usd(monthly),
+                        if azs == 1 { "" } else { "s" }
+                    ));
                 }
             }
         }
@@ -642,12 +590,6 @@ fn destination_advice<'t>(
             endpoints,
             azs,
             endpoint_monthly_usd: round_usd(monthly),
-            monthly_at_observed_rate: month_bytes.map(|(secs, mb)| MonthlyRate {
-                window_seconds: secs,
-                bytes: mb,
-                nat_processing_usd: round_usd(p.nat(mb)),
-                saving_usd: saving.map(round_usd),
-            }),
             text,
             commands,
         });
