@@ -22,20 +22,21 @@ struct App {
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ReportNotice, RecorderError> {
     let input: ReportInput = serde_json::from_value(event.payload)
         .map_err(|e| RecorderError::UnexpectedEvent(format!("the report step needs execution and state: {e}")))?;
-    let deadline_ms = event.context.deadline as i64;
-    // Every query in the execution's ledger while it may run, for the sweeper (natrec::ledger).
+    // Each query is in the execution's ledger while it may run, for the sweeper (natrec::ledger).
     let queries = Ledgered::new(&app.records, &app.ledger, &app.clock, input.execution.clone());
-    report::build(
+    let notice = report::build(
         input,
         &app.settings,
-        deadline_ms,
+        event.context.deadline as i64,
         &app.clock,
         &app.archive,
         &app.records,
         &queries,
         &app.metrics,
     )
-    .await
+    .await?;
+    queries.after_report(&notice).await;
+    Ok(notice)
 }
 
 #[tokio::main(flavor = "current_thread")]

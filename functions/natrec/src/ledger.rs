@@ -38,6 +38,41 @@ impl<'a, Q, L, C> Ledgered<'a, Q, L, C> {
         }
     }
 
+    /// After the report step: once the report is done (its notice built, no query to carry on),
+    /// stops every query still in the execution's ledger. Its own queries have all ended or been
+    /// stopped by then; what is left was started by an invocation that did not finish (a Lambda
+    /// timeout or crash after StartQuery, whose windows the state machine's retry started again),
+    /// and is stopped now rather than once the sweeper finds the execution ended. Best effort:
+    /// what fails is left for the sweeper. Returns how many were stopped.
+    pub async fn after_report(&self, notice: &crate::report::ReportNotice) -> usize
+    where
+        Q: LogQueries,
+        L: QueryLedger,
+    {
+        if notice.pending.is_some() {
+            return 0; // its queries carry on after WaitForQueries
+        }
+        let ids = match self.ledger.of_execution(&self.execution).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "query ledger not read: leftover queries are left for the sweeper");
+                return 0;
+            }
+        };
+        let mut stopped = 0;
+        for id in ids {
+            match self.queries.stop(&id).await {
+                Ok(()) => {
+                    warn!(query = %id, "stopped a query left by an earlier invocation of this report");
+                    self.forget(&id).await;
+                    stopped += 1;
+                }
+                Err(e) => warn!(error = %e, query = %id, "StopQuery failed: the sweeper stops it"),
+            }
+        }
+        stopped
+    }
+
     /// Takes an ended query out of the ledger. A failure only leaves it for the sweeper, which
     /// stops it (an ended query answers StopQuery with an error the adapter takes as done) and
     /// takes it out once the execution is no longer running.

@@ -294,6 +294,8 @@ pub trait QueryLedger: Send + Sync {
     async fn record(&self, execution: &str, query_id: &str, expires_at_s: i64) -> Result<()>;
     /// Takes `query_id` out of `execution`'s ledger; one not in it is not an error.
     async fn forget(&self, execution: &str, query_id: &str) -> Result<()>;
+    /// The queries in `execution`'s ledger.
+    async fn of_execution(&self, execution: &str) -> Result<Vec<String>>;
     /// Every ledger that holds a query.
     async fn all(&self) -> Result<Vec<LedgeredQueries>>;
 }

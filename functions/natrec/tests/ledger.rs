@@ -191,6 +191,42 @@ async fn a_query_the_ledger_cannot_forget_is_stopped_by_the_sweeper_after_its_ex
     assert!(ledger.is_empty());
 }
 
+#[tokio::test]
+async fn a_finished_report_stops_the_queries_an_interrupted_invocation_left() {
+    use natrec::report::{CarryOn, ReportNotice};
+    let (mut fake, ledger, clock) = (quiet(), FakeLedger::default(), clock());
+    fake.polls = 3;
+    let queries = Ledgered::new(&fake, &ledger, &clock, EXEC);
+    // An invocation starts a query and dies (Lambda timeout) before it returns its progress.
+    let lost = queries.start(RECORDS_QUERY, 0, 59, MAX_ROWS).await.unwrap().unwrap();
+    // The state machine's retry starts that window again and finishes.
+    let out = advance(&queries, &clock, Progress::new(0, 59), i64::MAX / 2, &mut analyzer())
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Done { .. }), "{out:?}");
+    assert_eq!(ledger.of(EXEC), vec![lost.clone()]);
+    let notice = |pending| ReportNotice {
+        subject: String::new(),
+        message: String::new(),
+        report_stream: String::new(),
+        truncated: false,
+        pending,
+    };
+    let carry_on = Some(CarryOn {
+        progress: Progress::new(0, 59),
+        since_ms: NOW_MS,
+    });
+    assert_eq!(
+        queries.after_report(&notice(carry_on)).await,
+        0,
+        "a report still waiting stops nothing"
+    );
+    assert!(stopped(&fake).is_empty());
+    assert_eq!(queries.after_report(&notice(None)).await, 1);
+    assert_eq!(stopped(&fake), vec![0], "the lost invocation's query");
+    assert!(ledger.is_empty());
+}
+
 /// StopQuery refused `fails` times (throttled), then the fake's.
 struct FlakyStop<'a>(&'a FakeInsights, Mutex<u32>);
 

@@ -423,6 +423,19 @@ impl crate::ports::QueryLedger for DynamoStore {
         }
     }
 
+    async fn of_execution(&self, execution: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(ledger_key(execution)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| err("GetItem", &e))?;
+        Ok(out.item().map(ledger_ids).unwrap_or_default())
+    }
+
     async fn all(&self) -> Result<Vec<crate::ports::LedgeredQueries>> {
         // A Scan reads at most 1 MB a call and filters after reading, so a page may hold none and
         // still carry LastEvaluatedKey (API reference, Scan): the paginator follows every page.

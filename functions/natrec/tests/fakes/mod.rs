@@ -616,6 +616,10 @@ impl QueryLedger for FakeLedger {
         }
         Ok(())
     }
+    async fn of_execution(&self, execution: &str) -> Result<Vec<String>> {
+        Self::failing(&self.fail_read, "GetItem")?;
+        Ok(self.of(execution))
+    }
     async fn all(&self) -> Result<Vec<LedgeredQueries>> {
         Self::failing(&self.fail_read, "Scan")?;
         Ok(self
