@@ -216,7 +216,7 @@ def test_an_execution_stopped_by_hand_while_its_report_waits_on_queries_has_them
     insights = recorder.emu.router.insights
     insights.steps = ["Running"] * 100_000  # the queries never finish by themselves
     report_fn = recorder.hosts["BuildReportFunction"]
-    report_fn.timeout_s = 4  # a short invocation: it hands its running queries to WaitForQueries
+    report_fn.timeout_s = 5  # a short invocation: it hands its running queries to WaitForQueries
     try:
         nat = recorder.create_nat()
         arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "stopped-while-querying")
