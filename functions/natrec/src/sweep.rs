@@ -225,11 +225,20 @@ pub async fn stop_queries(
                 }
             }
         }
+        let expired = entry.expires_at_s <= now.timestamp();
         for id in &entry.query_ids {
-            if let Err(e) = queries.stop(id).await {
-                warn!(error = %e, %execution, query = %id, "StopQuery failed: the next sweep tries again");
-                out.errors.push(format!("query {id} of {execution} not stopped: {e}"));
-                continue;
+            match queries.stop(id).await {
+                Ok(()) => {}
+                // Past the ledger's expiry no query still runs: taken out all the same, so that a
+                // StopQuery refused for good is not tried again until DynamoDB's TTL deletes it.
+                Err(e) if expired => {
+                    warn!(error = %e, %execution, query = %id, "StopQuery failed on an expired ledger")
+                }
+                Err(e) => {
+                    warn!(error = %e, %execution, query = %id, "StopQuery failed: the next sweep tries again");
+                    out.errors.push(format!("query {id} of {execution} not stopped: {e}"));
+                    continue;
+                }
             }
             match ledger.forget(execution, id).await {
                 Ok(()) => {

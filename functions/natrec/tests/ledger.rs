@@ -318,6 +318,13 @@ async fn what_the_sweeper_cannot_stop_now_is_kept_for_its_next_run_and_never_fai
     let swept = stop_queries(now(), QueryScope::NotRunning, &ledger, &flaky, &execs).await;
     assert_eq!(swept.stopped, vec![id]);
     assert!(ledger.is_empty() && swept.errors.is_empty());
+
+    // Past the ledger's expiry no query runs: a StopQuery refused there is not retried forever.
+    let old = ledgered(&fake, &ledger, "exec-old", now().timestamp() - 1).await;
+    let refusing = FlakyStop(&fake, Mutex::new(u32::MAX));
+    let swept = stop_queries(now(), QueryScope::NotRunning, &ledger, &refusing, &execs).await;
+    assert_eq!(swept.stopped, vec![old]);
+    assert!(ledger.is_empty() && swept.errors.is_empty());
 }
 
 mod entry_points {
