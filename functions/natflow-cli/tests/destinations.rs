@@ -104,10 +104,7 @@ fn an_override_file_removes_and_adds_destinations() {
     assert!(!keys.contains(&"docker-hub".to_string()), "{keys:?}");
     let text = String::from_utf8(analyze(d, &["--destinations", s(&file)]).stdout).unwrap();
     assert!(text.contains(".example.co.uk (Example CDN)"), "{text}");
-    assert!(
-        text.contains("\n       Mirror it in eu-west-1. If this traffic kept the rate seen ("),
-        "{text}"
-    );
+    assert!(text.contains("\n       Mirror it in eu-west-1.\n"), "{text}");
     assert!(!text.contains("Docker Hub"), "{text}");
 }
 

@@ -440,7 +440,6 @@ fn destination_advice<'t>(
     services: &[ServiceUse],
     p: &Prices,
     vpc_id: Option<&str>,
-    window: Option<(i64, i64)>,
 ) -> Vec<DestinationAdvice> {
     let region = p.region.as_str();
     let advised = |endpoint: &str| {
@@ -480,7 +479,6 @@ fn destination_advice<'t>(
             g.azs.insert(az.clone());
         }
     }
-    let rate = window.filter(|(s, e)| e > s).map(|(s, e)| e - s);
     let mut out = Vec::new();
     for (key, mut g) in groups {
         g.hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -845,7 +843,6 @@ impl Report {
                 &services,
                 p,
                 vpc_id.as_deref(),
-                a.window(),
             )
         } else {
             Vec::new()
