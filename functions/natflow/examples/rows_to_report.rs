@@ -9,23 +9,27 @@
 //! scenario (VPC hosts in two AZs, remotes a third of which are AWS services, a NAT interface in
 //! each AZ), each flow as the NAT's interface logs it (four records, two translated), grouped by
 //! the query's `by` fields with sums and counts, plus rejected, NODATA and SKIPDATA groups,
-//! written as GetQueryResults JSON (`results`: lists of `{field, value}`), at most 10,000 rows an
-//! answer. `report` is timed from reading the inventory (the scenario's hosts' ENIs and the
-//! NAT's) through decoding each answer, `Analyzer::feed_group` on every row, `Report::build`,
-//! the text and the JSON; it prints one JSON line of timings (milliseconds) and sizes.
+//! written as GetQueryResults pages (`results`: lists of `{field, value}`; 10,000 rows a page,
+//! `nextToken` while the answer goes on), at most 100,000 rows an answer. `report` is timed from
+//! reading the inventory (the scenario's hosts' ENIs and the NAT's) through decoding each page
+//! and turning its rows into compact `Group`s as it arrives (as the recorder and the CLI do), one
+//! answer's groups held at a time and counted (`Analyzer::feed_answer`), `Report::build`, the
+//! text and the JSON; it prints one JSON line of timings (milliseconds) and sizes.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use natflow::insights::{FIRST_START, LAST_END, MAX_ROWS, RECORDS, SUM_BYTES, SUM_PACKETS};
+use natflow::insights::{Group, FIRST_START, LAST_END, MAX_ROWS, PAGE_ROWS, RECORDS, SUM_BYTES, SUM_PACKETS};
 use natflow::report::ServerSide;
 use natflow::synth::{Rng, Scenario, ZONAL_NAT};
 use natflow::{Analyzer, Format, Inventory, Prices, Report, ReportOptions};
 
-/// GetQueryResults' answer, as far as the report reads it.
+/// One GetQueryResults page, as far as the report reads it.
 #[derive(serde::Deserialize)]
 struct Answer {
     results: Vec<Vec<ResultField>>,
+    #[serde(default, rename = "nextToken")]
+    next_token: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -187,13 +191,21 @@ fn answer(g: &BTreeMap<Key, Sums>) -> String {
     serde_json::json!({"status": "Complete", "results": results}).to_string()
 }
 
+/// A page of an answer that goes on: with a `nextToken`.
+fn page_going_on(page: String, token: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&page).expect("a page");
+    v["nextToken"] = serde_json::json!(token.to_string());
+    v.to_string()
+}
+
 fn usage() -> ! {
     eprintln!("usage: rows_to_report generate ROWS HOSTS REMOTES SEED DIR | rows_to_report report DIR");
     std::process::exit(2)
 }
 
-/// Writes DIR/answers.jsonl (one GetQueryResults answer per line, at most 10,000 rows each, as
-/// the leaves of a split run return them) and DIR/inventory.jsonl (the recorder's inventory).
+/// Writes DIR/answers.jsonl (one GetQueryResults page per line, 10,000 rows each, answers of at
+/// most 100,000 rows: a page with a `nextToken` is followed by the rest of its answer) and
+/// DIR/inventory.jsonl (the recorder's inventory).
 fn generate(args: &[String]) {
     let [rows, hosts, remotes, seed, dir] = args else {
         usage()
@@ -204,16 +216,22 @@ fn generate(args: &[String]) {
     let dir = std::path::Path::new(dir);
     let mut answers = String::new();
     let mut chunk = BTreeMap::new();
+    let total = all.len();
+    let mut done = 0usize;
     for (k, v) in all {
         chunk.insert(k, v);
-        if chunk.len() == MAX_ROWS {
-            answers += &answer(&std::mem::take(&mut chunk));
+        done += 1;
+        if chunk.len() == PAGE_ROWS || done == total {
+            let page = answer(&std::mem::take(&mut chunk));
+            // The answer goes on unless it holds MAX_ROWS rows or the rows are all written.
+            let goes_on = !done.is_multiple_of(MAX_ROWS) && done < total;
+            answers += &if goes_on {
+                page_going_on(page, done % MAX_ROWS)
+            } else {
+                page
+            };
             answers.push('\n');
         }
-    }
-    if !chunk.is_empty() {
-        answers += &answer(&chunk);
-        answers.push('\n');
     }
     std::fs::write(dir.join("answers.jsonl"), answers).expect("answers written");
     let inventory: Vec<String> = scenario
@@ -244,30 +262,34 @@ fn report(dir: &str) {
 
     let t1 = Instant::now();
     let (mut rows, mut records, mut answer_bytes, mut decode_ms) = (0usize, 0u64, 0usize, 0.0);
+    let (mut pages, mut answers_n) = (0usize, 0usize);
+    let mut groups: Vec<Group> = Vec::new();
     let answers = std::io::BufReader::new(std::fs::File::open(dir.join("answers.jsonl")).expect("answers"));
     for line in std::io::BufRead::lines(answers) {
-        let line = line.expect("an answer");
+        let line = line.expect("a page");
         answer_bytes += line.len();
+        pages += 1;
         let td = Instant::now();
         // Decoded into typed fields, as the SDK does (GetQueryResults: `results`, lists of
-        // ResultField `{field, value}`), then into the rows `feed_group` takes.
-        let answer: Answer = serde_json::from_str(&line).expect("a GetQueryResults answer");
-        let decoded: Vec<Vec<(String, String)>> = answer
-            .results
-            .into_iter()
-            .map(|row| row.into_iter().map(|f| (f.field, f.value)).collect())
-            .collect();
-        decode_ms += td.elapsed().as_secs_f64() * 1e3;
-        for row in &decoded {
-            records += row
+        // ResultField `{field, value}`), then each row into a compact group, page by page.
+        let page: Answer = serde_json::from_str(&line).expect("a GetQueryResults page");
+        groups.extend(
+            page.results
                 .iter()
-                .find(|(f, _)| f == RECORDS)
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            a.feed_group(row);
+                .map(|row| Group::from_result(row.iter().map(|f| (Some(f.field.as_str()), Some(f.value.as_str()))))),
+        );
+        decode_ms += td.elapsed().as_secs_f64() * 1e3;
+        if page.next_token.is_none() {
+            // The answer is complete: counted, then dropped.
+            let answer_records: u64 = groups.iter().map(Group::records).sum();
+            records += answer_records;
+            rows += groups.len();
+            answers_n += 1;
+            a.feed_answer(&groups, answer_records, answer_records * 140);
+            groups = Vec::new();
         }
-        rows += decoded.len();
     }
+    assert!(groups.is_empty(), "the last page ends its answer");
     let rows_ms = t1.elapsed().as_secs_f64() * 1e3;
 
     let t2 = Instant::now();
@@ -292,6 +314,8 @@ fn report(dir: &str) {
         "{}",
         serde_json::json!({
             "rows": rows,
+            "pages": pages,
+            "answers": answers_n,
             "records": records,
             "inventory_enis": inventory.len(),
             "distinct_talkers": report.distinct_talkers,
