@@ -709,8 +709,7 @@ mod tests {
         );
         let i = text.find("\n  2. ").unwrap() + 1;
         let j = text.find("\n  4. If this spike was expected").unwrap() + 1;
-        // eu-west-3: NAT $0.045/GB, interface endpoint $0.01/h per zone and $0.01/GB; the records'
-        // window is 60 s, so a month (730 h) is 43,800 times the bytes.
+        // eu-west-3: NAT $0.045/GB, interface endpoint $0.01/h per zone and $0.01/GB.
         assert_eq!(
             &text[i..j],
             r#"  2. Docker Hub (registry-1.docker.io): 3.2 GB from 1 talker cost $0.13 of NAT processing. Pull Docker Hub images through an Amazon ECR pull through cache in eu-west-3: the first pull of an image still comes from Docker Hub, later pulls come from ECR, whose layers come from S3 through the free gateway endpoint. Docker Hub requires a Secrets Manager secret whose name starts with ecr-pullthroughcache/. Then pull <account-id>.dkr.ecr.eu-west-3.amazonaws.com/docker-hub/<repository>:<tag> (official images: docker-hub/library/<name>). For the S3 gateway endpoint, see "AWS services reached through the NAT". The ecr.api and ecr.dkr interface endpoints cost $14.60 a month in 1 Availability Zone.
@@ -732,6 +731,14 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("example.com"), "{text}");
+        // The notice's report text leaves the advice to these steps: said once in the email.
+        let shown = crate::report::notice_text(&r);
+        assert!(shown.contains("registry-1.docker.io (Docker Hub)"), "{shown}");
+        assert!(
+            !shown.contains("ecr-pullthroughcache") && !shown.contains("What to do about"),
+            "{shown}"
+        );
+        assert!(r.to_text().contains("What to do about the destinations known by name"));
         // Without DNS input: the steps as before, no destination advice.
         o.dns = None;
         let plain = what_to_do_next(&natflow::Report::build(&a, &o), &steps(&rec, None));

@@ -294,6 +294,19 @@ pub struct ReportNotice {
 /// many talkers listed (`top`) the text could reach either; the JSON report keeps everything.
 pub const MAX_REPORT_TEXT: usize = 64 * 1024;
 
+/// The report as the notice shows it: its destination advice is left to "What to do next"
+/// (advice.rs), where the commands carry the recording's VPC, so that it is not said twice.
+pub fn notice_text(report: &natflow::Report) -> String {
+    if report.destination_advice.is_empty() {
+        return capped(report.to_text());
+    }
+    let without = natflow::Report {
+        destination_advice: Vec::new(),
+        ..report.clone()
+    };
+    capped(without.to_text())
+}
+
 fn capped(mut text: String) -> String {
     if text.len() > MAX_REPORT_TEXT {
         let mut cut = MAX_REPORT_TEXT;
@@ -516,7 +529,7 @@ pub async fn build(
         "{warning}Who caused the spike on {nat}:\n\n{text}{inventory_line}{stored}\n\n{next}\n\
          ----------------------------------------------------------------------\n\n{finish}",
         nat = nat_label(&recording.nat_id, recording.nat_name.as_deref()),
-        text = capped(report.to_text()),
+        text = notice_text(&report),
     );
     let subject = advice::subject(
         &report,
