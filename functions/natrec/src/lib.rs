@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod insights;
 pub mod ledger;
+pub mod naming;
 pub mod nat;
 pub mod notice;
 pub mod pacing;

@@ -308,3 +308,32 @@ pub struct LedgeredQueries {
     /// Its TTL (epoch s): no query runs longer than 60 minutes, so past it none of them runs.
     pub expires_at_s: i64,
 }
+
+// ---- Naming every source (issue 12 item 4) ----
+
+/// One DescribeNetworkInterfaces answer (EC2 API reference: at most `MaxResults` items, 5 to
+/// 1,000, and a `NextToken` while more remain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfacePage {
+    pub interfaces: Vec<natflow::Eni>,
+    pub next_token: Option<String>,
+}
+
+/// EC2 lookups of the addresses the inventory snapshots do not name, across the account's
+/// region: DescribeNetworkInterfaces by address, and the networks this account can see
+/// (DescribeVpcs, DescribeVpcPeeringConnections, DescribeSubnets, DescribeTransitGatewayAttachments,
+/// SearchTransitGatewayRoutes).
+#[async_trait]
+pub trait AddressLookup: Send + Sync {
+    /// One page of the interfaces holding any of `addresses` (filter
+    /// `addresses.private-ip-address`, at most [`MAX_FILTER_VALUES`] values), `MaxResults` [`LOOKUP_PAGE`].
+    async fn interfaces_page(&self, addresses: &[String], next_token: Option<&str>) -> Result<InterfacePage>;
+    /// Every VPC, peered VPC, VPC behind a transit gateway and shared subnet this account can see.
+    async fn networks(&self) -> Result<Vec<natflow::inventory::Network>>;
+}
+
+/// EC2 API reference, "Filter your resources" (List and filter your resources, API): at most
+/// 200 values per filter in one request.
+pub const MAX_FILTER_VALUES: usize = 200;
+/// DescribeNetworkInterfaces `MaxResults`: 5 to 1,000.
+pub const LOOKUP_PAGE: i32 = 1000;

@@ -88,6 +88,50 @@ pub fn inventory_stream(execution: &str) -> String {
     format!("{}/inventory", execution_name(execution))
 }
 
+/// The snapshot taken when the recording ends (by the finish step).
+pub fn inventory_end_stream(execution: &str) -> String {
+    format!("{}/inventory-end", execution_name(execution))
+}
+
+/// The finish step's snapshot of the NAT's VPC, into `<execution>/inventory-end`: the
+/// interfaces created during the recording (autoscaling, Lambda, tasks) are named too; the report
+/// merges it with the start snapshot. Best effort, like the start's (the report reads what
+/// exists): only for a recording that recorded; a failure is logged, never raised. The
+/// interfaces stored (None: no snapshot).
+pub async fn snapshot_inventory_at_end(
+    input: &FinishInput,
+    network: &impl NetworkInventory,
+    archive: &impl Archive,
+) -> Option<usize> {
+    let execution = &input.execution;
+    let recording = serde_json::from_value::<Recording>(input.state.clone()).ok()?;
+    let (StartStatus::Recording, Some(vpc)) = (recording.status, recording.vpc_id.as_deref()) else {
+        return None;
+    };
+    let stream = inventory_end_stream(execution);
+    let stored = async {
+        let lines: Vec<String> = network
+            .interfaces(vpc)
+            .await?
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("an interface serializes"))
+            .collect();
+        archive.put(&stream, &lines).await?;
+        Ok::<usize, RecorderError>(lines.len())
+    }
+    .await;
+    match stored {
+        Ok(n) => {
+            info!(interfaces = n, %stream, "end inventory snapshot stored");
+            Some(n)
+        }
+        Err(e) => {
+            warn!(error = %e, "no end inventory snapshot; the report names talkers from the start snapshot");
+            None
+        }
+    }
+}
+
 pub fn report_stream(execution: &str) -> String {
     format!("{}/report", execution_name(execution))
 }

@@ -16,8 +16,8 @@ use crate::insights::{self, Outcome, Progress};
 use crate::nat::nat_label;
 use crate::notice::human_bytes;
 use crate::pacing::{Backoff, Clock, RateLimiter};
-use crate::ports::{Archive, FlowRecords, LogQueries, NatMetrics, ReadOutcome, RecordQuery, Truncation};
-use crate::recording::{report_stream, Delivery, Ending, Recording};
+use crate::ports::{AddressLookup, Archive, FlowRecords, LogQueries, NatMetrics, ReadOutcome, RecordQuery, Truncation};
+use crate::recording::{inventory_end_stream, report_stream, Delivery, Ending, Recording};
 
 /// Flow-log records are stamped with their capture window's start; a record of the recording's
 /// last minute can start before it and end after it: read a little around the window.
@@ -319,8 +319,28 @@ fn capped(mut text: String) -> String {
     text
 }
 
+/// The end snapshot, if the finish step stored one that reads (a stream that does not exist
+/// reads empty: no snapshot).
+async fn load_end_snapshot(archive: &impl Archive, stream: &str) -> Option<natflow::Inventory> {
+    match archive.get(stream).await {
+        Ok(lines) if !lines.is_empty() => match natflow::Inventory::from_json(&lines.join("\n")) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                warn!(error = %e, %stream, "the end inventory snapshot could not be read");
+                None
+            }
+        },
+        Ok(_) => None,
+        Err(e) => {
+            warn!(error = %e, %stream, "the end inventory snapshot could not be read");
+            None
+        }
+    }
+}
+
 /// Builds the report. `deadline_ms` is the Lambda invocation's deadline (epoch ms): reading
-/// stops in time to finish before it.
+/// stops in time to finish before it. Sources are named from the inventory snapshots only
+/// (see [`build_with_lookup`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn build(
     input: ReportInput,
@@ -331,6 +351,34 @@ pub async fn build(
     records: &impl FlowRecords,
     queries: &impl LogQueries,
     metrics: &impl NatMetrics,
+) -> Result<ReportNotice> {
+    build_with_lookup(
+        input,
+        settings,
+        deadline_ms,
+        clock,
+        archive,
+        records,
+        queries,
+        metrics,
+        None,
+    )
+    .await
+}
+
+/// [`build`], with the sources the snapshots do not name looked up across the region
+/// (`crate::naming`).
+#[allow(clippy::too_many_arguments)]
+pub async fn build_with_lookup(
+    input: ReportInput,
+    settings: &ReportSettings,
+    deadline_ms: i64,
+    clock: &impl Clock,
+    archive: &impl Archive,
+    records: &impl FlowRecords,
+    queries: &impl LogQueries,
+    metrics: &impl NatMetrics,
+    lookup: Option<&dyn AddressLookup>,
 ) -> Result<ReportNotice> {
     let recording: Recording = serde_json::from_value(input.state.clone())
         .map_err(|e| RecorderError::UnexpectedEvent(format!("the report step needs the recording's state: {e}")))?;
@@ -346,7 +394,7 @@ pub async fn build(
 
     // The inventory snapshot, when one was taken.
     let mut inventory_note = None;
-    let inventory = match &recording.inventory {
+    let mut inventory = match &recording.inventory {
         Some(snap) if snap.error.is_none() => {
             let lines = archive.get(&snap.stream).await?;
             match natflow::Inventory::from_json(&lines.join("\n")) {
@@ -366,6 +414,18 @@ pub async fn build(
         }
         None => None,
     };
+    // The end snapshot (the finish step's, best effort), merged: an address two interfaces held
+    // in the window is named with both.
+    let end_stream = inventory_end_stream(&input.execution);
+    let end_snapshot = match &recording.inventory {
+        Some(_) => load_end_snapshot(archive, &end_stream).await,
+        None => None,
+    };
+    if let Some(end) = &end_snapshot {
+        inventory
+            .get_or_insert_with(natflow::Inventory::default)
+            .merge(end.clone());
+    }
     let nat_ips = inventory.as_ref().map(|i| i.nat_ips()).unwrap_or_default();
     // The whole group in the window, this NAT's records only: the group holds every NAT's
     // recordings, and stream names are the service's to choose (`<eni>-all`). A zonal NAT's
@@ -481,6 +541,12 @@ pub async fn build(
 
     let prices = natflow::Prices::for_region(&settings.region, settings.prices.as_deref())
         .map_err(|e| RecorderError::Misconfigured(format!("PRICES: {e}")))?;
+    // The sources still unnamed, looked up across the region (one paginated call per 200 addresses).
+    let mut looked = None;
+    if let (Some(lookup), Some(inv)) = (lookup, inventory.as_mut()) {
+        let unnamed = crate::naming::unnamed_sources(inv, analyzer.flows().map(|(k, c)| (k.local, c.bytes())));
+        looked = Some(crate::naming::look_up(inv, &unnamed, lookup).await);
+    }
     let mut options = natflow::ReportOptions::new(prices);
     options.inventory = inventory.as_ref();
     options.nat_metrics = nat_metrics;
@@ -504,10 +570,21 @@ pub async fn build(
         }
     };
     let inventory_line = match (&inventory_note, &recording.inventory) {
+        (Some(n), _) if end_snapshot.is_some() => format!(
+            "Names: {n}; from the inventory snapshot taken at the end (log group {}, stream {end_stream}){}.\n",
+            settings.reports_log_group,
+            looked.as_ref().map(|l| l.sentence()).unwrap_or_default(),
+        ),
         (Some(n), _) => format!("Names: {n}; talkers are named by address.\n"),
         (None, Some(s)) => format!(
-            "Names: from the inventory snapshot taken at the start (log group {}, stream {}).\n",
-            settings.reports_log_group, s.stream
+            "Names: from the inventory snapshot taken at the start (log group {}, stream {}){}{}.\n",
+            settings.reports_log_group,
+            s.stream,
+            match &end_snapshot {
+                Some(_) => format!(" and the one taken at the end (stream {end_stream})"),
+                None => String::new(),
+            },
+            looked.as_ref().map(|l| l.sentence()).unwrap_or_default(),
         ),
         (None, None) => String::new(),
     };

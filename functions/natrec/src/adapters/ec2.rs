@@ -270,36 +270,242 @@ impl crate::ports::NetworkInventory for Ec2 {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeNetworkInterfaces", &e))?;
-            for n in page.network_interfaces() {
-                let Some(id) = n.network_interface_id() else { continue };
-                out.push(natflow::Eni {
-                    interface_id: id.to_string(),
-                    private_ips: n
-                        .private_ip_addresses()
-                        .iter()
-                        .filter_map(|p| p.private_ip_address().map(str::to_string))
-                        .chain(
-                            n.ipv6_addresses()
-                                .iter()
-                                .filter_map(|p| p.ipv6_address().map(str::to_string)),
-                        )
-                        .collect(),
-                    subnet_id: n.subnet_id().map(str::to_string),
-                    availability_zone: n.availability_zone().map(str::to_string),
-                    availability_zone_id: None,
-                    vpc_id: n.vpc_id().map(str::to_string),
-                    interface_type: n.interface_type().map(|t| t.as_str().to_string()),
-                    description: n.description().filter(|d| !d.is_empty()).map(str::to_string),
-                    requester_id: n.requester_id().map(str::to_string),
-                    instance_id: n.attachment().and_then(|a| a.instance_id()).map(str::to_string),
-                    tags: n
-                        .tag_set()
-                        .iter()
-                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-                        .collect(),
-                });
-            }
+            out.extend(page.network_interfaces().iter().filter_map(to_eni));
         }
         Ok(out)
+    }
+}
+
+/// The Name tag of EC2 tags.
+fn name_tag(tags: &[aws_sdk_ec2::types::Tag]) -> Option<String> {
+    tags.iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+fn network(
+    cidr: Option<&str>,
+    vpc_id: Option<&str>,
+    owner: Option<&str>,
+    via: Option<String>,
+) -> Option<natflow::inventory::Network> {
+    Some(natflow::inventory::Network {
+        cidr: cidr?.parse().ok()?,
+        vpc_id: vpc_id.map(str::to_string),
+        name: None,
+        owner: owner.map(str::to_string),
+        via,
+    })
+}
+
+fn to_eni(n: &aws_sdk_ec2::types::NetworkInterface) -> Option<natflow::Eni> {
+    Some(natflow::Eni {
+        interface_id: n.network_interface_id()?.to_string(),
+        private_ips: n
+            .private_ip_addresses()
+            .iter()
+            .filter_map(|p| p.private_ip_address().map(str::to_string))
+            .chain(
+                n.ipv6_addresses()
+                    .iter()
+                    .filter_map(|p| p.ipv6_address().map(str::to_string)),
+            )
+            .collect(),
+        subnet_id: n.subnet_id().map(str::to_string),
+        availability_zone: n.availability_zone().map(str::to_string),
+        availability_zone_id: None,
+        vpc_id: n.vpc_id().map(str::to_string),
+        interface_type: n.interface_type().map(|t| t.as_str().to_string()),
+        description: n.description().filter(|d| !d.is_empty()).map(str::to_string),
+        requester_id: n.requester_id().map(str::to_string),
+        instance_id: n.attachment().and_then(|a| a.instance_id()).map(str::to_string),
+        tags: n
+            .tag_set()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect(),
+    })
+}
+
+#[async_trait]
+impl crate::ports::AddressLookup for Ec2 {
+    async fn interfaces_page(
+        &self,
+        addresses: &[String],
+        next_token: Option<&str>,
+    ) -> Result<crate::ports::InterfacePage> {
+        // EC2 API reference, DescribeNetworkInterfaces: filter `addresses.private-ip-address`
+        // ("The private IPv4 addresses associated with the network interface"), `MaxResults`
+        // 5 to 1,000 with `NextToken`; the caller sends at most 200 values per filter (EC2 user
+        // guide, "List and filter using the CLI and API") and follows the pages.
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("addresses.private-ip-address")
+            .set_values(Some(addresses.to_vec()))
+            .build();
+        let out = self
+            .client
+            .describe_network_interfaces()
+            .filters(filter)
+            .max_results(crate::ports::LOOKUP_PAGE)
+            .set_next_token(next_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| RecorderError::from_sdk("EC2", "DescribeNetworkInterfaces", &e))?;
+        Ok(crate::ports::InterfacePage {
+            interfaces: out.network_interfaces().iter().filter_map(to_eni).collect(),
+            next_token: out.next_token().filter(|t| !t.is_empty()).map(str::to_string),
+        })
+    }
+
+    async fn networks(&self) -> Result<Vec<natflow::inventory::Network>> {
+        let mut nets = Vec::new();
+        // The account's VPCs (and VPCs shared with it): DescribeVpcs, every page.
+        let mut names: std::collections::HashMap<String, String> = Default::default();
+        let mut pages = self
+            .client
+            .describe_vpcs()
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeVpcs", &e))?;
+            for v in page.vpcs() {
+                let name = name_tag(v.tags());
+                if let (Some(id), Some(n)) = (v.vpc_id(), &name) {
+                    names.insert(id.to_string(), n.clone());
+                }
+                let mut cidrs: Vec<&str> = v
+                    .cidr_block_association_set()
+                    .iter()
+                    .filter_map(|c| c.cidr_block())
+                    .collect();
+                if cidrs.is_empty() {
+                    cidrs.extend(v.cidr_block());
+                }
+                for c in cidrs {
+                    nets.extend(network(Some(c), v.vpc_id(), v.owner_id(), None));
+                }
+            }
+        }
+        // Subnets shared with this account (VPC sharing): DescribeSubnets lists them with the
+        // owner's account in `OwnerId` (VPC user guide, "Share your VPC with other accounts").
+        let mut pages = self
+            .client
+            .describe_subnets()
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeSubnets", &e))?;
+            for s in page.subnets() {
+                let via = s.subnet_id().map(|id| format!("subnet {id}"));
+                nets.extend(network(s.cidr_block(), s.vpc_id(), s.owner_id(), via));
+            }
+        }
+        // Peered VPCs: DescribeVpcPeeringConnections (active ones), both sides' CIDRs and owners.
+        let active = aws_sdk_ec2::types::Filter::builder()
+            .name("status-code")
+            .values("active")
+            .build();
+        let mut pages = self
+            .client
+            .describe_vpc_peering_connections()
+            .filters(active)
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeVpcPeeringConnections", &e))?;
+            for p in page.vpc_peering_connections() {
+                let via = p.vpc_peering_connection_id().map(|id| format!("peering {id}"));
+                for side in [p.requester_vpc_info(), p.accepter_vpc_info()].into_iter().flatten() {
+                    let mut cidrs: Vec<&str> = side.cidr_block_set().iter().filter_map(|c| c.cidr_block()).collect();
+                    if cidrs.is_empty() {
+                        cidrs.extend(side.cidr_block());
+                    }
+                    for c in cidrs {
+                        nets.extend(network(Some(c), side.vpc_id(), side.owner_id(), via.clone()));
+                    }
+                }
+            }
+        }
+        // VPCs behind a transit gateway: the VPC attachments (owner account), and the CIDRs the
+        // attachments' route tables route to them (SearchTransitGatewayRoutes: filters required,
+        // `MaxResults` 5 to 1,000, no token: `AdditionalRoutesAvailable` says some were left out).
+        let vpc_type = aws_sdk_ec2::types::Filter::builder()
+            .name("resource-type")
+            .values("vpc")
+            .build();
+        let mut tables: Vec<String> = Vec::new();
+        let mut owners: std::collections::HashMap<String, (String, Option<String>)> = Default::default();
+        let mut pages = self
+            .client
+            .describe_transit_gateway_attachments()
+            .filters(vpc_type)
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::from_sdk("EC2", "DescribeTransitGatewayAttachments", &e))?;
+            for a in page.transit_gateway_attachments() {
+                if let Some(rt) = a.association().and_then(|x| x.transit_gateway_route_table_id()) {
+                    if !tables.iter().any(|t| t == rt) {
+                        tables.push(rt.to_string());
+                    }
+                }
+                if let Some(vpc) = a.resource_id() {
+                    owners.insert(
+                        vpc.to_string(),
+                        (
+                            a.transit_gateway_id().unwrap_or("?").to_string(),
+                            a.resource_owner_id().map(str::to_string),
+                        ),
+                    );
+                }
+            }
+        }
+        for rt in tables {
+            let out = self
+                .client
+                .search_transit_gateway_routes()
+                .transit_gateway_route_table_id(&rt)
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("attachment.resource-type")
+                        .values("vpc")
+                        .build(),
+                )
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("state")
+                        .values("active")
+                        .build(),
+                )
+                .max_results(PAGE_SIZE)
+                .send()
+                .await
+                .map_err(|e| RecorderError::from_sdk("EC2", "SearchTransitGatewayRoutes", &e))?;
+            for r in out.routes() {
+                for a in r.transit_gateway_attachments() {
+                    let vpc = a.resource_id();
+                    let (tgw, owner) = vpc.and_then(|v| owners.get(v)).cloned().unwrap_or(("?".into(), None));
+                    nets.extend(network(
+                        r.destination_cidr_block(),
+                        vpc,
+                        owner.as_deref(),
+                        Some(format!("transit gateway {tgw}")),
+                    ));
+                }
+            }
+        }
+        for n in &mut nets {
+            if let Some(v) = &n.vpc_id {
+                n.name = names.get(v).cloned();
+            }
+        }
+        Ok(nets)
     }
 }

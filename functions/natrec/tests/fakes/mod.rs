@@ -636,3 +636,66 @@ impl QueryLedger for FakeLedger {
             .collect())
     }
 }
+
+/// EC2 as the address lookup sees it (issue 12, item 4), per the EC2 API reference:
+/// DescribeNetworkInterfaces with filter `addresses.private-ip-address` matches an interface
+/// holding any of the values (primary or secondary private IPv4 address; values are joined with
+/// OR, "Filter" data type); at most 200 values per filter (EC2 user guide, "List and filter using
+/// the CLI and API"): more is `InvalidParameterValue`; answers at most `page` interfaces and a
+/// `NextToken` while more remain (`MaxResults` 5 to 1,000; a service page may hold fewer); an
+/// unknown token is `InvalidNextToken`.
+#[derive(Default)]
+pub struct FakeRegion {
+    pub interfaces: Vec<natflow::Eni>,
+    pub networks: Vec<natflow::inventory::Network>,
+    /// Interfaces per page (0: 1,000).
+    pub page: usize,
+    /// Each DescribeNetworkInterfaces call: (values in the filter, NextToken sent).
+    pub calls: Mutex<Vec<(Vec<String>, Option<String>)>>,
+    pub network_calls: Mutex<u32>,
+    pub fail_networks: bool,
+}
+
+#[async_trait]
+impl AddressLookup for FakeRegion {
+    async fn interfaces_page(&self, addresses: &[String], next_token: Option<&str>) -> Result<InterfacePage> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((addresses.to_vec(), next_token.map(str::to_string)));
+        if addresses.is_empty() || addresses.len() > 200 {
+            return Err(RecorderError::Aws {
+                service: "EC2",
+                operation: "DescribeNetworkInterfaces",
+                message: format!("InvalidParameterValue: {} filter values (1 to 200)", addresses.len()),
+            });
+        }
+        let matching: Vec<&natflow::Eni> = self
+            .interfaces
+            .iter()
+            .filter(|e| e.private_ips.iter().any(|ip| addresses.contains(ip)))
+            .collect();
+        let start: usize = match next_token {
+            None => 0,
+            Some(t) => t.parse().map_err(|_| RecorderError::Aws {
+                service: "EC2",
+                operation: "DescribeNetworkInterfaces",
+                message: "InvalidNextToken".into(),
+            })?,
+        };
+        let page = if self.page == 0 { 1000 } else { self.page };
+        let end = (start + page).min(matching.len());
+        Ok(InterfacePage {
+            interfaces: matching[start.min(end)..end].iter().map(|e| (*e).clone()).collect(),
+            next_token: (end < matching.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn networks(&self) -> Result<Vec<natflow::inventory::Network>> {
+        *self.network_calls.lock().unwrap() += 1;
+        if self.fail_networks {
+            return Err(transient("DescribeVpcs"));
+        }
+        Ok(self.networks.clone())
+    }
+}
