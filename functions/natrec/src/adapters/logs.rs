@@ -201,7 +201,11 @@ impl LogQueries for LogGroup {
     /// A complete query's answer is read page by page (`maxItems` 10,000, then `nextToken` until
     /// none is returned), each page's rows turned into compact groups as it arrives. A page that
     /// fails fails the whole call (the caller polls again, from the first page, as after any
-    /// failed poll): no partial answer is returned.
+    /// failed poll): no partial answer is returned. GetQueryResults API reference
+    /// (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetQueryResults.html):
+    /// "The maximum is 10,000 log events per request. You can retrieve up to 100,000 log event
+    /// results from a query by paginating with the nextToken"; "The token expires after 1 hour":
+    /// the pages are read one after the other, at once.
     async fn results(&self, query_id: &str) -> Result<QueryState> {
         use aws_sdk_cloudwatchlogs::types::QueryStatus;
         use natflow::insights::{Group, MAX_ROWS, PAGE_ROWS};
