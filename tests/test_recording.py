@@ -216,14 +216,17 @@ def test_an_execution_stopped_by_hand_while_its_report_waits_on_queries_has_them
     insights = recorder.emu.router.insights
     insights.steps = ["Running"] * 100_000  # the queries never finish by themselves
     report_fn = recorder.hosts["BuildReportFunction"]
-    report_fn.timeout_s = 5  # a short invocation: it hands its running queries to WaitForQueries
+    report_fn.timeout_s = 6  # a short invocation: it hands its running queries to WaitForQueries
     try:
         nat = recorder.create_nat()
         arn = recorder.start(recorder.event("alarm-math-alarm.json", nat["id"]), "stopped-while-querying")
         recorder.wait_parked(nat["id"])
         recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
-        recorder.wait_for(lambda: any((e.get("stateEnteredEventDetails") or {}).get("name") == "WaitForQueries"
-                                      for e in recorder.history(arn)), timeout=60, what="report waiting on queries")
+        try:
+            recorder.wait_for(lambda: any((e.get("stateEnteredEventDetails") or {}).get("name") == "WaitForQueries"
+                                          for e in recorder.history(arn)), timeout=60, what="report waiting on queries")
+        except TimeoutError:
+            pytest.fail(f"never reached WaitForQueries: {recorder.history(arn)[-3:]}")
         ledger = recorder.emu.client("dynamodb").get_item(
             TableName=recorder.table, Key={"pk": {"S": f"queries#{arn}"}}, ConsistentRead=True)["Item"]
         ids = sorted(ledger["query_ids"]["SS"])
