@@ -153,8 +153,8 @@ def test_a_recording_of_20_mb_with_over_10000_talkers_is_counted_server_side_as_
     # evenly over the window the report reads (from 2 minutes before the recording's start to
     # 2 minutes after its end; here up to 100 s ahead, as the recording ends within seconds):
     # the report's first query reads the window's first minute and sizes the next ones from what
-    # it finds, so each answer fits. (Records stamped only from the recording's start on: see
-    # test_the_reports_first_query_reads_the_recordings_first_minute.)
+    # it finds, so each answer fits (records stamped only from the recording's start on are
+    # probed through their first minute: test_the_reports_first_query_reads_the_recordings_first_minute).
     first_ms, span_ms = (t0 - 118) * 1000, 218_000
     streams: dict[str, list[tuple[int, str]]] = {eni: [] for eni in nat["interfaces"]}
     for i, line in enumerate(lines):
@@ -272,11 +272,6 @@ def test_a_start_query_refused_for_the_concurrent_query_quota_waits_and_the_repo
     assert run["left"] == ([], []), "no query running, none in the query ledger"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the report's first query (the probe that sizes the windows of the rest, natflow::insights::Plan::new) reads "
-    "the first minute of the window the report builds in natrec::report::build, which starts WINDOW_MARGIN_S "
-    "(120 s) before the recording started: a minute before the flow logs existed, so it finds nothing, and the "
-    "rest of the recording is asked in one window, split in halves (each level a full rescan) when full"))
 def test_the_reports_first_query_reads_the_recordings_first_minute(quota_held):
     """Records exist from the recording's start on (its flow logs are created then, and stamp
     each record with its capture window's start): the report's first query must see them."""

@@ -262,10 +262,19 @@ impl Plan {
     /// a long window is first probed (its first minute), and the rest is cut into windows sized from
     /// the probe's number of groups so that each answer fits, each record scanned once.
     pub fn new(start: i64, end: i64) -> Self {
-        let first = if end - start + 1 > 2 * PROBE_S {
+        Self::with_records_from(start, start, end)
+    }
+
+    /// As [`Plan::new`], for a window that opens with a margin before its records can exist
+    /// (the recorder reads from 2 minutes before its flow logs were created): the probe runs
+    /// from `start` to a minute past `records_from`, so that it holds a minute of records and
+    /// sizes the rest from them (its density is still read as that one minute's).
+    pub fn with_records_from(start: i64, records_from: i64, end: i64) -> Self {
+        let records_from = records_from.clamp(start, end);
+        let first = if end - records_from + 1 > 2 * PROBE_S {
             Window {
                 start,
-                end: start + PROBE_S - 1,
+                end: records_from + PROBE_S - 1,
                 parent: None,
                 probe: true,
             }
@@ -584,6 +593,21 @@ mod tests {
             .take(4)
             .collect();
         assert_eq!(next, [(60, 74), (75, 89), (90, 104), (105, 119)]);
+    }
+
+    /// The recorder reads from 2 minutes before its flow logs existed: its probe reaches a minute
+    /// into the records (a probe of the empty margin alone would size the rest as one window).
+    #[test]
+    fn a_window_opening_with_a_margin_is_probed_through_its_first_minute_of_records() {
+        let mut p = Plan::with_records_from(-120, 0, 899);
+        let probe = p.next_window().unwrap();
+        assert!(probe.probe && (probe.start, probe.end) == (-120, 59));
+        assert_eq!(p.answered(probe, 20_000, 10, 100), Verdict::Count);
+        let windows: Vec<(i64, i64)> = std::iter::from_fn(|| p.next_window().map(|w| (w.start, w.end))).collect();
+        assert_eq!(windows, [(60, 239), (240, 419), (420, 599), (600, 779), (780, 899)]);
+        // Records from before the window, or a window too short to probe, as Plan::new.
+        assert_eq!(Plan::with_records_from(0, -50, 899), Plan::new(0, 899));
+        assert!(!Plan::with_records_from(-120, 0, 100).next_window().unwrap().probe);
     }
 
     #[test]

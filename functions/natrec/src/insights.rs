@@ -56,8 +56,14 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(start_s: i64, end_s: i64) -> Self {
+        Self::with_records_from(start_s, start_s, end_s)
+    }
+
+    /// A run over `[start_s, end_s]` whose records exist from `records_from_s` on (the probe
+    /// reads the first minute of records, not the margin before them).
+    pub fn with_records_from(start_s: i64, records_from_s: i64, end_s: i64) -> Self {
         Self {
-            plan: Plan::new(start_s, end_s),
+            plan: Plan::with_records_from(start_s, records_from_s, end_s),
             ..Default::default()
         }
     }

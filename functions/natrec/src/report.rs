@@ -475,8 +475,9 @@ pub async fn build_with_lookup(
             .map_err(|e| RecorderError::UnexpectedEvent(format!("$.report_progress is not the report's: {e}")))?;
         let since_ms = carried.as_ref().map_or(clock.now_ms(), |c| c.since_ms);
         let progress = carried.map(|c| c.progress).unwrap_or_else(|| {
-            Progress::new(
+            Progress::with_records_from(
                 recording.started_at.timestamp() - WINDOW_MARGIN_S,
+                recording.started_at.timestamp(),
                 finished.ended_at.timestamp() + WINDOW_MARGIN_S,
             )
         });
