@@ -145,13 +145,14 @@ pub struct Network {
     /// The owner account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// How this account sees it: "peering pcx-...", "transit gateway tgw-...", "subnet subnet-... shared with this account".
+    /// How this account sees it: "peering pcx-...", "transit gateway tgw-...", "subnet subnet-..." (with
+    /// its owner: one shared with this account, or its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
 }
 
 impl Network {
-    /// `VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-1`.
+    /// `VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, peering pcx-1`.
     pub fn label(&self) -> String {
         let mut s = match &self.vpc_id {
             Some(v) => format!("VPC {v}"),
@@ -165,7 +166,7 @@ impl Network {
             s.push_str(&format!(", account {o}"));
         }
         if let Some(v) = &self.via {
-            s.push_str(&format!(", via {v}"));
+            s.push_str(&format!(", {v}"));
         }
         s
     }
@@ -337,7 +338,7 @@ impl Inventory {
     /// cannot speak for (a public one outside its networks):
     /// - the interface(s) that held it: `Lambda ingest 10.20.0.61`, and when several interfaces
     ///   held it in the window, all of them, never one guessed: `Lambda ingest or ECS task web (eni-2) 10.20.0.61`;
-    /// - else the network it is in: `address in VPC vpc-0b2 (shared) 10.30.0.0/16, account 2222..., via peering pcx-1 (10.30.4.17)`;
+    /// - else the network it is in: `address in VPC vpc-0b2 (shared) 10.30.0.0/16, account 2222..., peering pcx-1 (10.30.4.17)`;
     /// - else, for a private address: `unknown private address (10.30.4.17)`.
     pub fn name(&self, ip: &IpAddr) -> Option<String> {
         let holders = self.holders(ip);
@@ -352,7 +353,18 @@ impl Inventory {
             return Some(format!("{} {ip}", labels.join(" or ")));
         }
         if let Some(n) = self.network_of(ip) {
-            return Some(format!("address in {} ({ip})", n.label()));
+            // How else the same VPC is reached (a subnet of a VPC behind a transit gateway).
+            let mut label = n.label();
+            for other in self
+                .networks
+                .iter()
+                .filter(|o| o.cidr.contains(ip) && o.vpc_id == n.vpc_id)
+            {
+                if let Some(v) = other.via.as_deref().filter(|v| !label.contains(*v)) {
+                    label.push_str(&format!(", {v}"));
+                }
+            }
+            return Some(format!("address in {label} ({ip})"));
         }
         crate::analyze::is_private(*ip).then(|| format!("unknown private address ({ip})"))
     }
@@ -538,13 +550,13 @@ mod tests {
         });
         assert_eq!(
             inv.name(&"10.30.4.17".parse().unwrap()).unwrap(),
-            "address in VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-1 (10.30.4.17)"
+            "address in VPC vpc-0b2 (shared-services) 10.30.0.0/16, account 222233334444, peering pcx-1 (10.30.4.17)"
         );
         // The most specific network wins.
         assert!(inv
             .name(&"10.30.8.5".parse().unwrap())
             .unwrap()
-            .contains("account 333344445555, via subnet subnet-9"));
+            .contains("account 333344445555, subnet subnet-9 shared with this account, peering pcx-1"));
         assert_eq!(
             inv.name(&"10.40.4.17".parse().unwrap()).unwrap(),
             "unknown private address (10.40.4.17)"

@@ -252,9 +252,9 @@ async fn sources_in_other_vpcs_are_named_by_vpc_and_account_and_the_rest_said_un
         names,
         vec![
             "Lambda late-worker 10.20.3.3".to_string(),
-            "address in VPC vpc-0peer (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-0a1 (10.30.4.17)".into(),
-            "address in VPC vpc-0tgw 10.50.0.0/16, account 333344445555, via transit gateway tgw-0c3 (10.50.9.9)".into(),
-            "address in VPC vpc-0own (platform) 10.60.1.0/24, account 444455556666, via subnet subnet-0s1 (10.60.1.8)".into(),
+            "address in VPC vpc-0peer (shared-services) 10.30.0.0/16, account 222233334444, peering pcx-0a1 (10.30.4.17)".into(),
+            "address in VPC vpc-0tgw 10.50.0.0/16, account 333344445555, transit gateway tgw-0c3 (10.50.9.9)".into(),
+            "address in VPC vpc-0own (platform) 10.60.1.0/24, account 444455556666, subnet subnet-0s1 (10.60.1.8)".into(),
             "unknown private address (10.70.0.1)".into(),
         ]
     );
@@ -352,7 +352,7 @@ async fn the_report_names_sources_from_both_snapshots_and_the_lookup() {
     );
     assert!(
         m.contains(
-            "2. address in VPC vpc-0peer (shared-services) 10.30.0.0/16, account 222233334444, via peering pcx-0a1 \
+            "2. address in VPC vpc-0peer (shared-services) 10.30.0.0/16, account 222233334444, peering pcx-0a1 \
              (10.30.4.17) -> 203.0.113.9: 2.0 MB"
         ),
         "{m}"

@@ -434,7 +434,7 @@ impl crate::ports::AddressLookup for Ec2 {
         }
         // VPCs behind a transit gateway: the VPC attachments (owner account), and the CIDRs the
         // attachments' route tables route to them (SearchTransitGatewayRoutes: filters required,
-        // `MaxResults` 5 to 1,000, no token: `AdditionalRoutesAvailable` says some were left out).
+        // `MaxResults` up to 1,000, no token: `AdditionalRoutesAvailable` says some were left out).
         let vpc_type = aws_sdk_ec2::types::Filter::builder()
             .name("resource-type")
             .values("vpc")
@@ -484,7 +484,8 @@ impl crate::ports::AddressLookup for Ec2 {
                         .values("active")
                         .build(),
                 )
-                .max_results(PAGE_SIZE)
+                // No MaxResults: its default is 1,000, the most there is (moto fails on the
+                // parameter: README "Emulator gaps").
                 .send()
                 .await
                 .map_err(|e| RecorderError::from_sdk("EC2", "SearchTransitGatewayRoutes", &e))?;
