@@ -233,6 +233,9 @@ def test_without_an_inventory_the_recording_goes_on_and_the_notice_says_why(reco
     fault = Fault("DescribeNetworkInterfaces", 403, "UnauthorizedOperation", times=10,
                   caller="StartRecordingFunction")
     recorder.emu.router.faults.append(fault)
+    # The end snapshot too (best effort: the finish step goes on without it).
+    recorder.emu.router.faults.append(Fault("DescribeNetworkInterfaces", 403, "UnauthorizedOperation", times=10,
+                                            caller="FinishRecordingFunction"))
     nat, arn, lam, *_ = record_spike(recorder, "report-no-inventory")
     assert recorder.wait(arn, timeout=90)["status"] == "SUCCEEDED"
     [notice] = recorder.notices()
