@@ -26,7 +26,7 @@ use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::QueryStatus;
 use aws_sdk_cloudwatchlogs::Client;
 use indicatif::ProgressBar;
-use natflow::insights::{Group, Plan, Verdict, Window, MAX_ROWS, PAGE_ROWS};
+use natflow::insights::{Group, PageStep, Pages, Plan, Verdict, Window, MAX_ROWS, PAGE_ROWS};
 use natflow::report::ServerSide;
 use natflow::Analyzer;
 
@@ -94,6 +94,8 @@ async fn start_query(
                 let e = e.into_service_error();
                 if plan.max_rows() == MAX_ROWS
                     && matches!(e.code(), Some("InvalidParameterException" | "MalformedQueryException"))
+                    // No error is documented for the limit alone: a refusal that speaks of it.
+                    && e.message().is_some_and(|m| m.to_ascii_lowercase().contains("limit"))
                 {
                     return Err(NotStarted::Rows(format!(
                         "{}: {}",
@@ -200,19 +202,20 @@ pub async fn read(
                         .collect::<Vec<_>>()
                 };
                 let mut rows = groups(&out);
-                let mut token = out.next_token().map(str::to_string);
-                while let Some(t) = token.take() {
-                    if rows.len() >= MAX_ROWS {
-                        break;
-                    }
-                    let next = page(Some(t.clone()))
+                let mut pages = Pages::default();
+                let mut step = pages.after(rows.len(), out.next_token());
+                while let PageStep::Next(t) = step {
+                    let next = page(Some(t))
                         .await
                         .map_err(|e| logs_error("GetQueryResults", group, region, e.into_service_error()))?;
+                    let before = rows.len();
                     rows.extend(groups(&next));
-                    token = next
-                        .next_token()
-                        .filter(|n| *n != t && !next.results().is_empty())
-                        .map(str::to_string);
+                    step = pages.after(rows.len() - before, next.next_token());
+                }
+                if let PageStep::Broken(why) = step {
+                    return Err(CliError::Aws(format!(
+                        "{group}: {why}; read the records without --server-side"
+                    )));
                 }
                 match plan.answered(w, rows.len(), scanned, bytes) {
                     Verdict::Split => {}

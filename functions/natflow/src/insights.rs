@@ -44,6 +44,56 @@ pub fn records_query(max_rows: usize) -> String {
     RECORDS_QUERY.replace(limit, &format!("| limit {max_rows}"))
 }
 
+/// Reading one answer's GetQueryResults pages ([`PAGE_ROWS`] rows a page, `nextToken` to the
+/// next; Logs API reference, GetQueryResults): which token to ask for next, when the answer is
+/// whole, and when the paging misbehaves. The reference promises no more than "a token while
+/// more results remain", so an empty page with a token is read on, and a repeated token or more
+/// pages than [`MAX_ROWS`] need breaks the reading instead of passing a short answer for a whole one.
+#[derive(Debug, Default)]
+pub struct Pages {
+    rows: usize,
+    pages: usize,
+    seen: std::collections::HashSet<String>,
+}
+
+/// What to do after a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageStep {
+    /// Ask for the page of this token.
+    Next(String),
+    /// The answer is whole (or holds [`MAX_ROWS`] rows: the plan splits its window).
+    Done,
+    /// The answer cannot be read whole: why.
+    Broken(String),
+}
+
+impl Pages {
+    /// Pages one answer may take: [`MAX_ROWS`] / [`PAGE_ROWS`] full pages and some empty ones.
+    pub const MAX_PAGES: usize = MAX_ROWS / PAGE_ROWS + 10;
+
+    /// After a page of `rows` rows whose answer carried `next_token`.
+    pub fn after(&mut self, rows: usize, next_token: Option<&str>) -> PageStep {
+        self.rows += rows;
+        self.pages += 1;
+        let Some(t) = next_token.filter(|t| !t.is_empty()) else {
+            return PageStep::Done;
+        };
+        if self.rows >= MAX_ROWS {
+            return PageStep::Done;
+        }
+        if !self.seen.insert(t.to_string()) {
+            return PageStep::Broken("GetQueryResults gave the same nextToken twice".into());
+        }
+        if self.pages >= Self::MAX_PAGES {
+            return PageStep::Broken(format!(
+                "GetQueryResults still had a nextToken after {} pages ({} rows)",
+                self.pages, self.rows
+            ));
+        }
+        PageStep::Next(t.to_string())
+    }
+}
+
 /// Each recorder field the query groups by, as the query's `parse ... as` names it.
 pub const GROUP_FIELDS: &[(&str, &str)] = &[
     ("interface-id", "interface_id"),
@@ -593,6 +643,32 @@ mod tests {
             .take(4)
             .collect();
         assert_eq!(next, [(60, 74), (75, 89), (90, 104), (105, 119)]);
+    }
+
+    #[test]
+    fn pages_are_read_to_the_last_token_and_broken_paging_is_said() {
+        let mut p = Pages::default();
+        assert_eq!(p.after(PAGE_ROWS, Some("a")), PageStep::Next("a".into()));
+        // An empty page that still carries a token is no end.
+        assert_eq!(p.after(0, Some("b")), PageStep::Next("b".into()));
+        assert_eq!(p.after(5, None), PageStep::Done);
+        let mut p = Pages::default();
+        p.after(3, Some("a"));
+        assert!(matches!(p.after(3, Some("a")), PageStep::Broken(m) if m.contains("same nextToken")));
+        let mut p = Pages::default();
+        let steps: Vec<PageStep> = (0..Pages::MAX_PAGES)
+            .map(|i| p.after(0, Some(&i.to_string())))
+            .collect();
+        assert!(
+            matches!(steps.last(), Some(PageStep::Broken(m)) if m.contains("after 20 pages")),
+            "{steps:?}"
+        );
+        // MAX_ROWS rows: whole as far as this query goes (the plan splits the window).
+        let mut p = Pages::default();
+        for i in 0..MAX_ROWS / PAGE_ROWS - 1 {
+            assert_eq!(p.after(PAGE_ROWS, Some(&i.to_string())), PageStep::Next(i.to_string()));
+        }
+        assert_eq!(p.after(PAGE_ROWS, Some("more")), PageStep::Done);
     }
 
     /// The recorder reads from 2 minutes before its flow logs existed: its probe reaches a minute

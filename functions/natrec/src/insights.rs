@@ -101,10 +101,12 @@ pub async fn stop_all(queries: &impl LogQueries, ids: impl Iterator<Item = &str>
 
 /// Where the documented older bound on `limit` (1 to 10,000) holds, StartQuery refuses a larger
 /// one as a bad parameter (API reference, StartQuery, Errors: `InvalidParameterException`,
-/// `MalformedQueryException`).
+/// `MalformedQueryException`). The reference names no error for the limit alone, so only such a
+/// refusal that speaks of the limit counts; any other is the query's failure, said as such.
 fn refuses_rows(e: &RecorderError) -> bool {
     matches!(e, RecorderError::Aws { message, .. }
-        if message.starts_with("InvalidParameterException") || message.starts_with("MalformedQueryException"))
+        if (message.starts_with("InvalidParameterException") || message.starts_with("MalformedQueryException"))
+            && message.to_ascii_lowercase().contains("limit"))
 }
 
 /// Carries a run on until it is done, fails, or `stop_ms` (epoch ms) comes. `analyzer` must be

@@ -118,6 +118,20 @@ async fn a_run_that_does_not_finish_in_time_carries_on_in_the_next_invocation() 
     );
 }
 
+/// A bad-parameter refusal that does not speak of the limit is no reason to ask for fewer rows:
+/// the run fails with it (the report reads the records and says why).
+#[tokio::test]
+async fn a_refused_query_that_is_not_about_its_limit_fails_the_run() {
+    let mut fake = FakeInsights::new(Box::new(dense_of(10)));
+    fake.refuse_start = Some("MalformedQueryException: unexpected symbol at 1:7".into());
+    let clock = FakeClock(Mutex::new(0));
+    let out = advance(&fake, &clock, Progress::new(0, 99), 600_000, &mut analyzer())
+        .await
+        .unwrap();
+    let Outcome::Failed(why) = out else { panic!("{out:?}") };
+    assert!(why.contains("unexpected symbol"), "{why}");
+}
+
 /// A complete answer whose reading fails (a page throttled: the adapter fails the whole call) is
 /// polled again like any failed poll, and counted once; failing as long as a poll may, it ends
 /// the run (the report reads the records).

@@ -29,6 +29,10 @@ struct Insights {
     rows: usize,
     max_limit: i64,
     throttle: Vec<usize>,
+    /// Requests (by number) answered with an empty page and a token to the same place (`-e`
+    /// added), or, for `repeat`, with the very token they were asked with.
+    empty: Vec<usize>,
+    repeat: bool,
     requests: Mutex<Vec<Value>>,
 }
 
@@ -68,9 +72,21 @@ impl HttpConnector for Endpoint {
             );
         }
         let max = body["maxItems"].as_u64().unwrap_or(1_000) as usize;
-        let from: usize = body["nextToken"]
-            .as_str()
-            .map_or(0, |t| t.trim_start_matches("at-").parse().unwrap());
+        let asked = body["nextToken"].as_str().map(str::to_string);
+        let from: usize = asked.as_deref().map_or(0, |t| {
+            t.trim_start_matches("at-").trim_end_matches("-e").parse().unwrap()
+        });
+        let stats = json!({"recordsMatched": 0.0, "recordsScanned": 2.0 * self.0.rows as f64, "bytesScanned": 1e6});
+        if self.0.empty.contains(&n) || (self.0.repeat && asked.is_some()) {
+            let token = match (self.0.repeat, asked) {
+                (true, Some(t)) => t,
+                _ => format!("at-{from}-e"),
+            };
+            return respond(
+                200,
+                json!({"status": "Complete", "results": [], "statistics": stats, "nextToken": token}),
+            );
+        }
         let to = (from + max).min(self.0.rows);
         let results: Vec<Value> = (from..to)
             .map(|h| {
@@ -89,7 +105,7 @@ impl HttpConnector for Endpoint {
         let mut out = json!({
             "status": "Complete",
             "results": results,
-            "statistics": {"recordsMatched": 0.0, "recordsScanned": 2.0 * self.0.rows as f64, "bytesScanned": 1e6},
+            "statistics": stats,
         });
         if to < self.0.rows {
             out["nextToken"] = json!(format!("at-{to}"));
@@ -121,6 +137,8 @@ fn insights(rows: usize, throttle: Vec<usize>) -> Arc<Insights> {
         rows,
         max_limit: 100_000,
         throttle,
+        empty: vec![],
+        repeat: false,
         requests: Mutex::new(vec![]),
     })
 }
@@ -172,5 +190,25 @@ async fn a_refused_limit_names_the_documented_error_first() {
     assert_eq!(
         logs.start("stats count(*)", 0, 9, 10_000).await.unwrap().as_deref(),
         Some("q-1")
+    );
+}
+
+/// GetQueryResults promises a token while results remain, not rows on every page: an empty page
+/// with a token is read on; a token given back unchanged ends the read as an answer that cannot
+/// be read whole (the report then reads the records), never as a short complete one.
+#[tokio::test]
+async fn an_empty_page_with_a_token_is_read_on_and_a_repeated_token_is_no_answer() {
+    let mut f = insights(20_001, vec![]);
+    Arc::get_mut(&mut f).unwrap().empty = vec![1];
+    let QueryState::Complete { rows, .. } = group(&f).results("q-1").await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(rows.len(), 20_001);
+    let mut f = insights(20_001, vec![]);
+    Arc::get_mut(&mut f).unwrap().repeat = true;
+    let state = group(&f).results("q-1").await.unwrap();
+    assert!(
+        matches!(&state, QueryState::Ended(why) if why.contains("same nextToken twice")),
+        "{state:?}"
     );
 }

@@ -208,7 +208,7 @@ impl LogQueries for LogGroup {
     /// the pages are read one after the other, at once.
     async fn results(&self, query_id: &str) -> Result<QueryState> {
         use aws_sdk_cloudwatchlogs::types::QueryStatus;
-        use natflow::insights::{Group, MAX_ROWS, PAGE_ROWS};
+        use natflow::insights::{Group, PageStep, Pages, PAGE_ROWS};
         let page = |token: Option<String>| {
             self.client
                 .get_query_results()
@@ -234,21 +234,20 @@ impl LogQueries for LogGroup {
                     stats.map_or(0.0, |s| s.bytes_scanned()) as u64,
                 );
                 let mut rows = groups(&out);
-                let mut token = out.next_token().map(str::to_string);
-                // At most MAX_ROWS rows a query: a token beyond them, repeated, or after an
-                // empty page ends the reading rather than looping.
-                while let Some(t) = token.take() {
-                    if rows.len() >= MAX_ROWS {
-                        break;
-                    }
-                    let next = page(Some(t.clone()))
+                let mut pages = Pages::default();
+                let mut step = pages.after(rows.len(), out.next_token());
+                while let PageStep::Next(t) = step {
+                    let next = page(Some(t))
                         .await
                         .map_err(|e| RecorderError::from_sdk("CloudWatch Logs", "GetQueryResults", &e))?;
+                    let before = rows.len();
                     rows.extend(groups(&next));
-                    token = next
-                        .next_token()
-                        .filter(|n| *n != t && !next.results().is_empty())
-                        .map(str::to_string);
+                    step = pages.after(rows.len() - before, next.next_token());
+                }
+                if let PageStep::Broken(why) = step {
+                    return Ok(QueryState::Ended(format!(
+                        "with an answer that could not be read whole ({why})"
+                    )));
                 }
                 QueryState::Complete {
                     rows,

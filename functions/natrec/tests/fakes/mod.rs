@@ -448,6 +448,8 @@ pub struct FakeInsights {
     /// The next GetQueryResults calls of a complete query that fail transiently (one of its
     /// pages throttled: the adapter fails the whole call).
     pub failing_reads: Mutex<u32>,
+    /// Every StartQuery refused with this message (code first), whatever its limit.
+    pub refuse_start: Option<String>,
 }
 
 impl FakeInsights {
@@ -463,6 +465,7 @@ impl FakeInsights {
             results_calls: Mutex::new(BTreeMap::new()),
             max_limit: MAX_ROWS,
             failing_reads: Mutex::new(0),
+            refuse_start: None,
         }
     }
     fn running(q: &[Query]) -> usize {
@@ -482,6 +485,13 @@ impl LogQueries for FakeInsights {
                 format!("| limit {limit}"),
                 "the query's limit and StartQuery's agree"
             );
+        }
+        if let Some(m) = &self.refuse_start {
+            return Err(RecorderError::Aws {
+                service: "CloudWatch Logs",
+                operation: "StartQuery",
+                message: m.clone(),
+            });
         }
         if limit > self.max_limit {
             return Err(RecorderError::Aws {
