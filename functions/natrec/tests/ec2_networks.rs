@@ -96,9 +96,11 @@ impl Region1 {
                         )
                     })
                     .collect();
-                let next = (end < matching.len())
-                    .then(|| format!("<nextToken>{end}</nextToken>"))
-                    .unwrap_or_default();
+                let next = if end < matching.len() {
+                    format!("<nextToken>{end}</nextToken>")
+                } else {
+                    String::new()
+                };
                 format!("<networkInterfaceSet>{items}</networkInterfaceSet>{next}")
             }
             "DescribeVpcs" => "<vpcSet><item><vpcId>vpc-0own</vpcId><ownerId>111122223333</ownerId>\
