@@ -366,10 +366,11 @@ def test_a_vpc_with_more_interfaces_than_a_page_is_snapshotted_whole(recorder):
     recorder.wait_parked(nat["id"])
     recorder.resume(recorder.event("alarm-math-ok.json", nat["id"]))
     assert ended(recorder, arn)[0] == "SUCCEEDED"
+    # The start snapshot and the end one (the finish step's): two pages each.
     pages = recorder.emu.router.calls[before:].count("DescribeNetworkInterfaces")
-    assert pages == 2, f"{pages} DescribeNetworkInterfaces requests"
-    stream = arn.split(":")[-1] + "/inventory"
-    events = recorder.emu.client("logs").get_log_events(logGroupName=recorder.report_log_group,
-                                                        logStreamName=stream, startFromHead=True)["events"]
-    ids = {json.loads(e["message"])["interface_id"] for e in events}
-    assert len(ids) == 1201 and nat["interfaces"][0] in ids, (len(ids), created)
+    assert pages == 4, f"{pages} DescribeNetworkInterfaces requests"
+    for stream in (arn.split(":")[-1] + "/inventory", arn.split(":")[-1] + "/inventory-end"):
+        events = recorder.emu.client("logs").get_log_events(logGroupName=recorder.report_log_group,
+                                                            logStreamName=stream, startFromHead=True)["events"]
+        ids = {json.loads(e["message"])["interface_id"] for e in events}
+        assert len(ids) == 1201 and nat["interfaces"][0] in ids, (stream, len(ids), created)

@@ -176,6 +176,29 @@ async fn the_finish_step_snapshots_the_vpc_again_into_its_own_stream() {
     assert!(archive.get("rec-2/inventory-end").await.unwrap().is_empty());
 }
 
+struct Refused;
+
+#[async_trait]
+impl NetworkInventory for Refused {
+    async fn interfaces(&self, _: &str) -> Result<Vec<Eni>> {
+        Err(fakes::transient("DescribeNetworkInterfaces"))
+    }
+}
+
+#[tokio::test]
+async fn an_end_snapshot_that_fails_is_no_error_and_stores_nothing() {
+    let archive = FakeArchive::default();
+    let input = FinishInput {
+        execution: EXEC.into(),
+        state: state("recording"),
+    };
+    assert_eq!(
+        recording::snapshot_inventory_at_end(&input, &Refused, &archive).await,
+        None
+    );
+    assert!(archive.0.lock().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn the_lookup_sends_at_most_200_addresses_per_call_and_follows_every_page() {
     // 450 unnamed sources, each held by an interface elsewhere in the region (another VPC).
