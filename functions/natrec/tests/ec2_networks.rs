@@ -47,6 +47,9 @@ fn decode(s: &str) -> String {
 #[derive(Debug, Default)]
 struct Region1 {
     requests: Mutex<Vec<BTreeMap<String, String>>>,
+    /// The transit gateway is shared from another account: its route tables are not this
+    /// account's to search.
+    foreign_tgw: bool,
 }
 
 const PAGE: usize = 40; // a page may hold fewer than MaxResults
@@ -135,6 +138,15 @@ impl Region1 {
                  <association><transitGatewayRouteTableId>tgw-rtb-1</transitGatewayRouteTableId>\
                  <state>associated</state></association></item></transitGatewayAttachments>"
                     .to_string()
+            }
+            "SearchTransitGatewayRoutes" if self.foreign_tgw => {
+                return (
+                    400,
+                    error(
+                        "UnauthorizedOperation",
+                        "You are not authorized to perform this operation.",
+                    ),
+                )
             }
             "SearchTransitGatewayRoutes" => {
                 // Filters are required (API reference).
@@ -258,4 +270,30 @@ async fn unnamed_sources_are_found_by_address_and_by_the_networks_the_account_se
     assert!(reqs
         .iter()
         .all(|r| r.get("MaxResults").map(String::as_str) == Some("1000")));
+}
+
+/// A transit gateway shared from another account: this account cannot search its route tables.
+/// The refusal costs those routes only: peered VPCs and shared subnets are still named.
+#[tokio::test]
+async fn a_transit_gateway_whose_routes_cannot_be_read_leaves_the_other_networks_named() {
+    let fake = Arc::new(Region1 {
+        foreign_tgw: true,
+        ..Default::default()
+    });
+    let ec2 = adapter(fake);
+    let addrs: Vec<IpAddr> = ["10.30.4.17", "10.50.9.9", "10.60.1.8"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let mut inv = Inventory::default();
+    let looked = naming::look_up(&mut inv, &addrs, &ec2).await;
+    assert!(looked.errors.is_empty(), "{looked:?}");
+    let name = |s: &str| inv.name(&s.parse().unwrap()).unwrap();
+    assert!(name("10.30.4.17").contains("peering pcx-0a1"));
+    assert!(name("10.60.1.8").contains("subnet subnet-0sh"));
+    // Without its routes, the spoke is named only as far as DescribeVpcs shows it.
+    assert_eq!(
+        name("10.50.9.9"),
+        "address in VPC vpc-0tgw (spoke) 10.50.0.0/16, account 333344445555 (10.50.9.9)"
+    );
 }

@@ -613,9 +613,10 @@ fn insights_settings() -> ReportSettings {
     }
 }
 
-/// The recording's window with its margin, in inclusive seconds, and its probe (first minute).
+/// The recording's window with its margin, in inclusive seconds, and its probe: the margin and
+/// the recording's first minute (its flow logs exist from its start on).
 const WINDOW: (i64, i64) = (T0 / 1000 - 120, T0 / 1000 + 900 + 120);
-const PROBE: (i64, i64) = (WINDOW.0, WINDOW.0 + 59);
+const PROBE: (i64, i64) = (WINDOW.0, T0 / 1000 + 59);
 
 /// Three groups of eni-0aaa's uploads in the probe's minute; nothing after it.
 fn three_groups() -> fakes::FakeInsights {

@@ -487,8 +487,19 @@ impl crate::ports::AddressLookup for Ec2 {
                 // No MaxResults: its default is 1,000, the most there is (moto fails on the
                 // parameter: README "Emulator gaps").
                 .send()
-                .await
-                .map_err(|e| RecorderError::from_sdk("EC2", "SearchTransitGatewayRoutes", &e))?;
+                .await;
+            // A transit gateway shared from another account (AWS RAM): its route tables are the
+            // owner's, and this account may not search them (Transit Gateways guide, "Share a
+            // transit gateway": participants cannot view or modify route tables). One table
+            // refused costs its routes only: the VPCs, peerings and shared subnets still name.
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = RecorderError::from_sdk("EC2", "SearchTransitGatewayRoutes", &e);
+                    tracing::warn!(route_table = %rt, error = %e, "transit gateway routes not readable; its VPCs stay unnamed");
+                    continue;
+                }
+            };
             for r in out.routes() {
                 for a in r.transit_gateway_attachments() {
                     let vpc = a.resource_id();
