@@ -285,24 +285,9 @@ pub fn read(
     progress: bool,
     server_side: bool,
 ) -> Result<(Analyzer, Option<natflow::report::ServerSide>, Vec<String>), CliError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
-    let bar = if progress {
-        let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let (rt, bar) = runtime_and_spinner(progress)?;
     rt.block_on(async {
-        // The region resolved as the AWS CLI does (main.rs); credentials from the SDK's chain.
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .load()
-            .await;
-        let client = Client::new(&config);
+        let client = client(region).await;
         let selected = if streams.is_empty() {
             vec![]
         } else {
@@ -354,6 +339,32 @@ pub fn read(
     })
 }
 
+/// A runtime for the AWS calls of one command, and its spinner (hidden without `progress`).
+fn runtime_and_spinner(progress: bool) -> Result<(tokio::runtime::Runtime, ProgressBar), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
+    let bar = if progress {
+        let b = ProgressBar::new_spinner();
+        b.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    Ok((rt, bar))
+}
+
+/// The CloudWatch Logs client: the region resolved as the AWS CLI does (main.rs), credentials
+/// from the SDK's chain.
+async fn client(region: &str) -> Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
 /// Route 53 Resolver query logs from a log group (where a query logging configuration delivers
 /// to CloudWatch Logs: one query, one JSON object, per event; Route 53 developer guide,
 /// resolver-query-logs-format), over `[start, end]` (epoch seconds). FilterLogEvents, paginated
@@ -367,23 +378,9 @@ pub fn read_dns(
     end: i64,
     progress: bool,
 ) -> Result<natflow::dns::DnsIndex, CliError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Aws(format!("cannot start the AWS client: {e}")))?;
-    let bar = if progress {
-        let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let (rt, bar) = runtime_and_spinner(progress)?;
     rt.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .load()
-            .await;
-        let client = Client::new(&config);
+        let client = client(region).await;
         let mut index = natflow::dns::DnsIndex::new();
         let mut pages = client
             .filter_log_events()
